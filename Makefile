@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: run test lint bench clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint $(NPM_STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP) $(NPM_STAMP)
+	$(PY) -m bench
+
+local.settings.json:
+	cp local.settings.example.json $@
+	@echo "created local.settings.json from local.settings.example.json; edit it for your Slack app and clusters"
+
+run: $(STAMP) $(NPM_STAMP) local.settings.json
+	@command -v func >/dev/null || { echo "Azure Functions Core Tools v4 is missing: install it with 'npm install -g azure-functions-core-tools@4 --unsafe-perm true' (https://learn.microsoft.com/azure/azure-functions/functions-run-local), then run 'make run' again."; exit 1; }
+	@mkdir -p .azurite
+	node_modules/.bin/azurite --silent --disableTelemetry --skipApiVersionCheck --location .azurite \
+	  --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 & \
+	  trap "kill $$! 2>/dev/null" EXIT; \
+	  source $(VENV)/bin/activate && func start --python
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""The Function App: composes one blueprint per module of `functions/` and nothing else."""
+
+import azure.functions as func
+
+from functions import defender_alerts, registry_events
+
+app = func.FunctionApp()
+app.register_functions(registry_events.bp)
+app.register_functions(defender_alerts.bp)

@@ -1,0 +1,153 @@
+"""Intake: dedup each Signal by its id, hand the new ones on, and account for every event.
+
+Neighbours: `remediation.signals` produces the Outcomes; an `EventLedger` (the `events` table in
+`remediation.store.events`, or `MemoryLedger` for the CLI and benchmarks) remembers delivered ids;
+a `SignalSink` (the playbook engine) takes each new Signal. Triggers in `functions/` call
+`Intake.process` once per batch and turn its report into a binding result.
+
+A delivery is claimed before it is handled and completed after, so a failure while handling
+releases the claim and the host's retry handles it again; a crash between claim and completion
+leaves a lease that a redelivery may take over once it has expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from remediation.signals import Outcome, Rejection, Signal, Skip
+
+logger = logging.getLogger(__name__)
+
+CLAIM_LEASE_SECONDS = 300.0
+
+
+class EventLedger(Protocol):
+    """Remembers which delivered ids have been claimed, atomically across instances."""
+
+    def claim(self, key: str) -> bool:
+        """True for the one caller that may handle `key`; False for a duplicate delivery."""
+        ...
+
+    def complete(self, key: str) -> None:
+        """Mark `key` handled: every later delivery is a duplicate."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Forget a claim whose handling failed, so a retry may claim it again."""
+        ...
+
+
+class SignalSink(Protocol):
+    def handle(self, signal: Signal) -> None: ...
+
+
+class DiscardingSink:
+    """Takes Signals and does nothing more: intake on its own, as the benchmarks measure it."""
+
+    def handle(self, signal: Signal) -> None:
+        pass
+
+
+class MemoryLedger:
+    """An in-process EventLedger with the table's semantics (claims, leases, completion)."""
+
+    def __init__(
+        self, *, lease_seconds: float = CLAIM_LEASE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self._lease = lease_seconds
+        self._clock = clock
+        self._claims: dict[str, float | None] = {}  # key -> lease start, None once complete
+        self._lock = threading.Lock()
+
+    def claim(self, key: str) -> bool:
+        with self._lock:
+            if key in self._claims:
+                started = self._claims[key]
+                if started is None or self._clock() - started < self._lease:
+                    return False
+            self._claims[key] = self._clock()
+            return True
+
+    def complete(self, key: str) -> None:
+        with self._lock:
+            self._claims[key] = None
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._claims.pop(key, None)
+
+
+@dataclass
+class IntakeReport:
+    """What became of every event of one batch; nothing leaves a batch unaccounted for."""
+
+    trigger: str
+    accepted: list[Signal] = field(default_factory=list)
+    duplicates: list[Signal] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "accepted": len(self.accepted),
+            "duplicates": len(self.duplicates),
+            "skipped": len(self.skipped),
+            "rejected": len(self.rejected),
+        }
+
+
+class Intake:
+    def __init__(self, *, ledger: EventLedger, sink: SignalSink) -> None:
+        self._ledger = ledger
+        self._sink = sink
+
+    def process(self, outcomes: Iterable[Outcome], *, trigger: str) -> IntakeReport:
+        """Dedup and hand on every Signal; log and count every Skip and Rejection.
+
+        Storage failures from the ledger, and failures of the sink, propagate so the host retries
+        the batch; claims already completed make that retry a no-op for the events before it.
+        """
+        report = IntakeReport(trigger=trigger)
+        for outcome in outcomes:
+            if isinstance(outcome, Signal):
+                self._one(outcome, report)
+            elif isinstance(outcome, Skip):
+                report.skipped.append(outcome)
+                logger.info(
+                    "event skipped",
+                    extra={"trigger": trigger, "event_id": outcome.event_id, "kind": outcome.kind},
+                )
+            else:
+                report.rejected.append(outcome)
+                logger.warning(
+                    "event rejected: %s",
+                    outcome.reason,
+                    extra={"trigger": trigger, "event_id": outcome.event_id, "reason": outcome.reason},
+                )
+        logger.info("batch done", extra={"trigger": trigger, **report.counts()})
+        return report
+
+    def _one(self, signal: Signal, report: IntakeReport) -> None:
+        if not self._ledger.claim(signal.id):
+            report.duplicates.append(signal)
+            logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
+            return
+        try:
+            self._sink.handle(signal)
+        except BaseException:
+            self._ledger.release(signal.id)
+            raise
+        self._ledger.complete(signal.id)
+        report.accepted.append(signal)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("signal accepted", extra={"trigger": report.trigger, **_log_fields(signal)})
+
+
+def _log_fields(signal: Signal) -> dict[str, object]:
+    targets = {name: value for name, value in signal.targets.as_dict().items() if value}
+    return {"event_id": signal.id, "signal_type": signal.type, "severity": signal.severity.label, "targets": targets}

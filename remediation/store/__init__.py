@@ -1,0 +1,1 @@
+"""Azure Storage adapters of the engine: tables, blobs, queues."""

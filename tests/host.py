@@ -1,0 +1,62 @@
+"""What the Functions host does for our bindings, for tests: the registered functions, and binding
+objects built with the Python worker's own converters from the bytes a sender would send."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.eventhub import EventHubTriggerConverter
+
+
+@functools.cache
+def registered() -> dict[str, Any]:
+    """name -> FunctionBuilder's Function; `get_functions()` may be called once per app."""
+    import function_app
+
+    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+
+
+def bindings(name: str) -> list[dict[str, Any]]:
+    return list(json.loads(registered()[name].get_function_json())["bindings"])
+
+
+def call(name: str, *args: Any) -> Any:
+    return registered()[name].get_user_function()(*args)
+
+
+def event_grid_event(event: dict[str, Any]) -> func.EventGridEvent:
+    """One event of an Event Grid delivery, decoded as the worker decodes it."""
+    decoded: func.EventGridEvent = EventGridEventInConverter.decode(
+        meta.Datum(json.dumps(event), "json"), trigger_metadata={}
+    )
+    return decoded
+
+
+def event_hub_batch(bodies: list[bytes]) -> list[func.EventHubEvent]:
+    """A cardinality-many Event Hub batch, decoded as the worker decodes it."""
+    now = datetime.now(UTC).isoformat()
+    properties = [
+        {"EnqueuedTimeUtc": now, "SequenceNumber": i, "Offset": i * 100, "PartitionKey": None}
+        for i in range(len(bodies))
+    ]
+    metadata = {"SystemPropertiesArray": meta.Datum(json.dumps(properties), "json")}
+    events: list[func.EventHubEvent] = EventHubTriggerConverter.decode(
+        meta.Datum(SimpleNamespace(bytes=bodies), "collection_bytes"), trigger_metadata=metadata
+    )
+    return events
+
+
+def http_post(route: str, body: bytes, headers: dict[str, str] | None = None) -> func.HttpRequest:
+    return func.HttpRequest(
+        "POST",
+        f"http://localhost:7071/api/{route}",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        body=body,
+    )
