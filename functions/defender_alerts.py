@@ -27,9 +27,7 @@ bp = func.Blueprint()
     consumer_group="%DEFENDER_EVENTHUB_CONSUMER_GROUP%",
 )
 def defender_alerts_eventhub(messages: list[func.EventHubEvent]) -> None:
-    outcomes = [
-        outcome for message in messages for outcome in decode_batch(message.get_body(), parse_defender_alert)
-    ]
+    outcomes = [outcome for message in messages for outcome in decode_batch(message.get_body(), parse_defender_alert)]
     wiring.intake().process(outcomes, trigger="defender_alerts_eventhub")
 
 
@@ -43,7 +41,5 @@ def defender_alerts_eventgrid(event: func.EventGridEvent) -> None:
 @bp.function_name("defender_alerts_http")
 @bp.route(route="defender/alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def defender_alerts_http(req: func.HttpRequest) -> func.HttpResponse:
-    report = wiring.intake().process(
-        decode_batch(req.get_body(), parse_defender_alert), trigger="defender_alerts_http"
-    )
+    report = wiring.intake().process(decode_batch(req.get_body(), parse_defender_alert), trigger="defender_alerts_http")
     return json_response(report_json(report), status_code=400 if report.rejected else 200)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from remediation.intake import Intake, DiscardingSink
+from remediation.intake import DiscardingSink, Intake
 from remediation.settings import Settings
 
 
@@ -19,7 +19,5 @@ def intake() -> Intake:
     # The SDKs log every request and response at INFO: a flood, and headers do not belong in logs.
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = Settings.from_env()
-    ledger = TableEventLedger.from_connection_string(
-        settings.storage_connection, table_name=settings.events_table
-    )
+    ledger = TableEventLedger.from_connection_string(settings.storage_connection, table_name=settings.events_table)
     return Intake(ledger=ledger, sink=DiscardingSink())

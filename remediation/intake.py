@@ -56,9 +56,7 @@ class DiscardingSink:
 class MemoryLedger:
     """An in-process EventLedger with the table's semantics (claims, leases, completion)."""
 
-    def __init__(
-        self, *, lease_seconds: float = CLAIM_LEASE_SECONDS, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, *, lease_seconds: float = CLAIM_LEASE_SECONDS, clock: Callable[[], float] = time.monotonic):
         self._lease = lease_seconds
         self._clock = clock
         self._claims: dict[str, float | None] = {}  # key -> lease start, None once complete

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import AzureError, ServiceRequestError
-from azurite import Azurite, free_ports
 
+from azurite import Azurite, free_ports
 from remediation.intake import CLAIM_LEASE_SECONDS, EventLedger
 from remediation.store.events import TableEventLedger, make_table_client, row_address
 

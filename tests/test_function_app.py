@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import host
 import pytest
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 
+import host
 from functions import wiring
 
 
@@ -129,9 +129,7 @@ class TestBadInput:
             (json.dumps({**FLAT_ALERT, "Entities": "[oops"}).encode(), "Entities"),
         ],
     )
-    def test_http_answers_400_naming_the_problem(
-        self, events_table: TableClient, body: bytes, reason: str
-    ) -> None:
+    def test_http_answers_400_naming_the_problem(self, events_table: TableClient, body: bytes, reason: str) -> None:
         response = host.call("defender_alerts_http", host.http_post("defender/alerts", body))
         assert response.status_code == 400
         document = json.loads(response.get_body())

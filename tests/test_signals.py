@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from expected_targets import EXPECTED, FIXTURES_DIR, fixture_path
 
+from expected_targets import EXPECTED, FIXTURES_DIR, fixture_path
 from remediation.signals import (
     MAX_EVENT_BYTES,
     TARGET_FIELDS,

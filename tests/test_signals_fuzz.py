@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from expected_targets import EXPECTED, fixture_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from expected_targets import EXPECTED, fixture_path
 from remediation.signals import (
     TARGET_FIELDS,
     Outcome,

@@ -98,9 +98,7 @@ def _signal(obj: Mapping[str, Any], shape: int, fallback_id: Any = None) -> Sign
     alert_type = _text(obj, shape, "type")
     if alert_type is None:
         raise InvalidEvent(f"{_KEYS['type'][shape][0]} is missing")
-    alert_id = _text(obj, shape, "id") or (
-        fallback_id if isinstance(fallback_id, str) and fallback_id else None
-    )
+    alert_id = _text(obj, shape, "id") or (fallback_id if isinstance(fallback_id, str) and fallback_id else None)
     if alert_id is None:
         raise InvalidEvent(f"{_KEYS['id'][shape][0]} is missing")
     severity_text = _text(obj, shape, "severity")
