@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from functions import defender_alerts, registry_events
+from functions import approval_timeouts, defender_alerts, registry_events
 
 app = func.FunctionApp()
 app.register_functions(registry_events.bp)
 app.register_functions(defender_alerts.bp)
+app.register_functions(approval_timeouts.bp)

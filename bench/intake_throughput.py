@@ -1,5 +1,5 @@
-"""Intake throughput: events per second through normalise + in-memory dedup, on one core,
-for a mixed corpus of every supported shape, against `json.loads` of the same bytes."""
+"""Intake throughput: events per second through normalise + in-memory dedup + playbook match, on one
+core, for a mixed corpus of every supported shape, against `json.loads` of the same bytes."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from remediation.intake import DiscardingSink, Intake, MemoryLedger
-from remediation.signals import decode_batch, parse_any
+from remediation.intake import Intake, MemoryLedger
+from remediation.playbooks import DEFAULT_PLAYBOOKS_DIR, PlaybookSet, load_playbooks
+from remediation.signals import Signal, decode_batch, parse_any
 
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 EVENTS = 10_000
 BUDGET_EVENTS_PER_S = 20_000
 BUDGET_RATIO = 5.0
+
+
+class _Matcher:
+    """The intake's sink as the engine is, less the incident store: playbook matching only."""
+
+    def __init__(self, playbooks: PlaybookSet) -> None:
+        self._playbooks = playbooks
+        self.plans = 0
+
+    def handle(self, signal: Signal) -> None:
+        self.plans += len(self._playbooks.match(signal))
 
 
 def corpus() -> list[bytes]:
@@ -44,8 +56,11 @@ def _timed(fn: Any, bodies: list[bytes]) -> float:
     return best
 
 
+_PLAYBOOKS = load_playbooks(DEFAULT_PLAYBOOKS_DIR)
+
+
 def _intake(bodies: list[bytes]) -> None:
-    intake = Intake(ledger=MemoryLedger(), sink=DiscardingSink())
+    intake = Intake(ledger=MemoryLedger(), sink=_Matcher(_PLAYBOOKS))
     for body in bodies:
         intake.process(decode_batch(body, parse_any), trigger="bench")
 

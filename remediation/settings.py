@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 
 
 class SettingsError(RuntimeError):
@@ -19,11 +22,18 @@ class SettingsError(RuntimeError):
 class Settings:
     storage_connection: str
     events_table: str = "events"
+    incidents_table: str = "incidents"
+    audit_table: str = "audit"
+    playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         values = os.environ if env is None else env
-        storage = values.get("AzureWebJobsStorage", "").strip()
+
+        def setting(name: str, default: str) -> str:
+            return values.get(name, "").strip() or default
+
+        storage = setting("AzureWebJobsStorage", "")
         if not storage:
             raise SettingsError(
                 "AzureWebJobsStorage is not set: use 'UseDevelopmentStorage=true' with Azurite locally, "
@@ -31,5 +41,8 @@ class Settings:
             )
         return cls(
             storage_connection=storage,
-            events_table=values.get("REMEDIATION_EVENTS_TABLE", "events").strip() or "events",
+            events_table=setting("REMEDIATION_EVENTS_TABLE", "events"),
+            incidents_table=setting("REMEDIATION_INCIDENTS_TABLE", "incidents"),
+            audit_table=setting("REMEDIATION_AUDIT_TABLE", "audit"),
+            playbooks_dir=Path(setting("REMEDIATION_PLAYBOOKS_DIR", str(DEFAULT_PLAYBOOKS_DIR))),
         )

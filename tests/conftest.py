@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
+from azure.data.tables import TableClient
 
 from azurite import Azurite
 
@@ -19,3 +22,32 @@ def azurite() -> Iterator[Azurite]:
 @pytest.fixture
 def storage_connection_string(azurite: Azurite) -> str:
     return azurite.connection_string
+
+
+@dataclass(frozen=True)
+class AppTables:
+    """The Function App's tables for one test, each under a fresh name."""
+
+    connection_string: str
+    events: str
+    incidents: str
+    audit: str
+
+    def client(self, name: str) -> TableClient:
+        return TableClient.from_connection_string(self.connection_string, table_name=name)
+
+
+@pytest.fixture
+def app_tables(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> Iterator[AppTables]:
+    """Point the Function App at Azurite with fresh tables, and build its engine anew."""
+    from functions import wiring
+
+    suffix = uuid.uuid4().hex[:12]
+    tables = AppTables(storage_connection_string, f"events{suffix}", f"incidents{suffix}", f"audit{suffix}")
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
+    monkeypatch.setenv("REMEDIATION_EVENTS_TABLE", tables.events)
+    monkeypatch.setenv("REMEDIATION_INCIDENTS_TABLE", tables.incidents)
+    monkeypatch.setenv("REMEDIATION_AUDIT_TABLE", tables.audit)
+    wiring.reset()
+    yield tables
+    wiring.reset()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,19 +19,14 @@ from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient
 
 import host
+from conftest import AppTables
 from functions import wiring
 
 
 @pytest.fixture
-def events_table(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> Iterator[TableClient]:
-    """A fresh `events` table per test, wired into the Function App's settings."""
-    name = f"events{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
-    monkeypatch.setenv("REMEDIATION_EVENTS_TABLE", name)
-    wiring.intake.cache_clear()
-    with TableClient.from_connection_string(storage_connection_string, table_name=name) as table:
+def events_table(app_tables: AppTables) -> Iterator[TableClient]:
+    with app_tables.client(app_tables.events) as table:
         yield table
-    wiring.intake.cache_clear()
 
 
 def event_ids(table: TableClient) -> list[str]:
@@ -75,7 +71,10 @@ class TestRegistration:
             "defender_alerts_eventhub",
             "defender_alerts_eventgrid",
             "defender_alerts_http",
+            "approval_timeouts",
         }
+        timer = host.bindings("approval_timeouts")[0]
+        assert (timer["type"], timer["schedule"]) == ("timerTrigger", "0 * * * * *")
         assert host.bindings("registry_events")[0]["type"] == "eventGridTrigger"
         assert host.bindings("defender_alerts_eventgrid")[0]["type"] == "eventGridTrigger"
         hub = host.bindings("defender_alerts_eventhub")[0]
@@ -192,9 +191,23 @@ class TestInfrastructureFailure:
             "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
             f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
         )
-        wiring.intake.cache_clear()
+        wiring.reset()
         try:
             with pytest.raises(AzureError):
                 host.call("registry_events", host.event_grid_event(ACR_PUSH))
         finally:
-            wiring.intake.cache_clear()
+            wiring.reset()
+
+
+class TestSettings:
+    def test_the_example_settings_hold_every_setting_the_app_reads(self) -> None:
+        example = json.loads((Path(__file__).parent.parent / "local.settings.example.json").read_text())["Values"]
+        settings_source = (Path(__file__).parent.parent / "remediation" / "settings.py").read_text()
+        read = set(re.findall(r'setting\("([A-Za-z_]+)"', settings_source))
+        for name in host.registered():
+            for binding in host.bindings(name):
+                read |= {value.strip("%") for value in binding.values() if isinstance(value, str) and "%" in value}
+                if "connection" in binding:
+                    read.add(binding["connection"])
+        assert read - set(example) == set()
+        assert {"AzureWebJobsStorage", "REMEDIATION_PLAYBOOKS_DIR", "DEFENDER_EVENTHUB_NAME"} <= read

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import host
+from conftest import AppTables
 from expected_targets import EXPECTED, fixture_path
-from functions import wiring
 
 ACR = sorted(name for name in EXPECTED if name.startswith("samples/acr-"))
 ENVELOPES = sorted(
@@ -32,12 +30,8 @@ BODIES = sorted(set(EXPECTED) - set(ACR) - set(ENVELOPES))
 
 
 @pytest.fixture(autouse=True)
-def fresh_ledger(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> Iterator[None]:
-    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
-    monkeypatch.setenv("REMEDIATION_EVENTS_TABLE", f"events{uuid.uuid4().hex[:12]}")
-    wiring.intake.cache_clear()
-    yield
-    wiring.intake.cache_clear()
+def fresh_tables(app_tables: AppTables) -> AppTables:
+    return app_tables
 
 
 def events_of(name: str) -> list[Any]:

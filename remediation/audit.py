@@ -1,0 +1,217 @@
+"""The audit trail: an append-only, hash-chained record of everything that happened to an incident.
+
+One chain per incident. Each record carries the hash of the one before it, and a per-incident head
+(count, last hash) anchors the end, so an edited, deleted or truncated record is found by `verify`.
+This module holds the record shapes, the hashing, the pure chain check and `InMemoryAuditLog`;
+`remediation.store.audit.TableAuditLog` is the Table-backed log with the same semantics.
+Incident stores (`remediation.incidents`, `remediation.store.incidents`) append the records that
+describe their state changes; the executor may append its own (kind "step", ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+GENESIS_HASH = "0" * 64
+MAX_DETAILS_CHARS = 16_000  # keeps a record far below the 64 KiB limit of one Table property
+
+
+def timestamp(moment: datetime) -> str:
+    """A fixed-width UTC ISO-8601 text: lexicographic order is chronological order."""
+    if moment.tzinfo is None:
+        raise ValueError(f"timezone-aware datetime required, got naive {moment.isoformat()}")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def truncate_json(value: Any, *, max_chars: int) -> Any:
+    """`value` with its longest strings cut until its canonical JSON is at most `max_chars` long."""
+    if len(canonical_json(value)) <= max_chars:
+        return value
+    cap = max_chars
+    while cap > 16:
+        cap //= 2
+        shortened = _cap_strings(value, cap)
+        if len(canonical_json(shortened)) <= max_chars:
+            return shortened
+    return {"truncated": canonical_json(value)[: max(0, max_chars - 40)]}
+
+
+def _cap_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= cap else value[:cap] + "…[truncated]"
+    if isinstance(value, Mapping):
+        return {key: _cap_strings(item, cap) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cap_strings(item, cap) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What happened, before it is numbered and chained. `details` must be JSON-ready."""
+
+    kind: str  # opened, transition, approval, rejection, input, escalation, break_glass, expiry, step, ...
+    actor: str
+    at: datetime
+    from_state: str | None = None
+    to_state: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    at: str  # see `timestamp`
+    incident_id: str
+    kind: str
+    actor: str
+    from_state: str | None
+    to_state: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """Everything the hash covers: the record without `hash`."""
+        data = asdict(self)
+        del data["hash"]
+        return data
+
+    def computed_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.body()).encode("utf-8")).hexdigest()
+
+
+def seal(*, incident_id: str, seq: int, prev_hash: str, event: AuditEvent) -> AuditRecord:
+    """Number and chain `event`; long detail strings are truncated first, so the hash covers what is stored."""
+    plain = json.loads(json.dumps(dict(event.details), default=str))  # tuples -> lists, datetimes -> text
+    details = truncate_json(plain, max_chars=MAX_DETAILS_CHARS)
+    unsealed = AuditRecord(
+        seq=seq,
+        at=timestamp(event.at),
+        incident_id=incident_id,
+        kind=event.kind,
+        actor=event.actor,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        details=details,
+        prev_hash=prev_hash,
+        hash="",
+    )
+    return AuditRecord(**{**unsealed.body(), "hash": unsealed.computed_hash()})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """The anchor of one chain: how many records it holds and the hash of the last one."""
+
+    count: int
+    last_hash: str
+    revision: int = 0  # highest incident revision recorded (makes a retried append a no-op)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    incident_id: str
+    seq: int | None
+    kind: str  # edited, chain_broken, deleted, truncated, head_missing, unreadable
+    message: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else "chain"
+        return f"audit {self.incident_id} {where}: {self.kind}: {self.message}"
+
+
+def check_chain(incident_id: str, records: Iterable[AuditRecord], head: AuditHead | None) -> list[AuditProblem]:
+    """Every way the stored chain differs from an untouched one, each naming the incident and seq."""
+    chain = sorted(records, key=lambda record: record.seq)
+    problems: list[AuditProblem] = []
+
+    def problem(seq: int | None, kind: str, message: str) -> None:
+        problems.append(AuditProblem(incident_id=incident_id, seq=seq, kind=kind, message=message))
+
+    expected_seq, prev_hash = 1, GENESIS_HASH
+    for record in chain:
+        if record.seq > expected_seq:
+            problem(expected_seq, "deleted", f"records {expected_seq}..{record.seq - 1} are missing (deleted)")
+        elif record.prev_hash != prev_hash:
+            problem(record.seq, "chain_broken", f"prev_hash does not match record {record.seq - 1}")
+        if record.computed_hash() != record.hash:
+            problem(record.seq, "edited", "content does not match its hash")
+        expected_seq, prev_hash = record.seq + 1, record.hash
+    if head is None:
+        if chain:
+            problem(None, "head_missing", f"{len(chain)} records but no head row")
+        return problems
+    last_seq = chain[-1].seq if chain else 0
+    if head.count != last_seq:
+        first_missing = last_seq + 1 if head.count > last_seq else head.count + 1
+        problem(first_missing, "truncated", f"head counts {head.count} records, the chain ends at {last_seq}")
+    elif head.last_hash != prev_hash:
+        problem(last_seq, "edited", "last record does not match the hash in the head")
+    return problems
+
+
+class AuditLog(Protocol):
+    """An append-only per-incident chain; appends never fork it, even when concurrent."""
+
+    def append(
+        self,
+        *,
+        incident_id: str,
+        event: AuditEvent,
+        revision: int | None = None,
+    ) -> AuditRecord | None:
+        """Chain `event` to the incident's trail and return the record.
+
+        With `revision` (the incident revision the event describes), an event whose revision the
+        chain already holds is not appended again and None is returned: a retried flush is a no-op.
+        """
+        ...
+
+    def records(self, incident_id: str) -> list[AuditRecord]: ...
+
+    def verify(self, incident_id: str | None = None) -> list[AuditProblem]:
+        """Problems of one incident's chain, or of every chain; empty when untouched."""
+        ...
+
+
+class InMemoryAuditLog:
+    """An AuditLog in process memory, for tests, the CLI and benchmarks."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, list[AuditRecord]] = {}
+        self._heads: dict[str, AuditHead] = {}
+        self._lock = threading.Lock()
+
+    def append(self, *, incident_id: str, event: AuditEvent, revision: int | None = None) -> AuditRecord | None:
+        with self._lock:
+            head = self._heads.get(incident_id, AuditHead(count=0, last_hash=GENESIS_HASH))
+            if revision is not None and head.revision >= revision:
+                return None
+            record = seal(incident_id=incident_id, seq=head.count + 1, prev_hash=head.last_hash, event=event)
+            self._records.setdefault(incident_id, []).append(record)
+            self._heads[incident_id] = AuditHead(
+                count=record.seq, last_hash=record.hash, revision=max(head.revision, revision or 0)
+            )
+            return record
+
+    def records(self, incident_id: str) -> list[AuditRecord]:
+        with self._lock:
+            return list(self._records.get(incident_id, ()))
+
+    def verify(self, incident_id: str | None = None) -> list[AuditProblem]:
+        with self._lock:
+            ids: Sequence[str] = sorted(self._records) if incident_id is None else [incident_id]
+            return [
+                problem for one in ids for problem in check_chain(one, self._records.get(one, ()), self._heads.get(one))
+            ]

@@ -1,0 +1,125 @@
+"""The engine: Signals in, incidents opened or folded; people's decisions and timeouts applied.
+
+Neighbours: `remediation.intake` hands each new Signal to `Engine.handle` (it is the intake's
+SignalSink); `remediation.playbooks` decides the Plans; an `IncidentStore` from
+`remediation.incidents` persists and audits every change; a `Notifier` (logging by default, Slack
+from `bot/`) tells people. The bot calls `approve`, `reject` and `supply_input`; the timer calls
+`expire_due`. Nothing here knows about Slack or Azure Functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from remediation.incidents import (
+    ApproverDirectory,
+    Incident,
+    IncidentState,
+    IncidentStore,
+    StaticDirectory,
+    UnknownIncident,
+    approve,
+    on_timeout,
+    reject,
+    supply_input,
+)
+from remediation.notify import LoggingNotifier, Notifier
+from remediation.playbooks import PlaybookSet
+from remediation.signals import Signal
+
+logger = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        playbooks: PlaybookSet,
+        incidents: IncidentStore,
+        notifier: Notifier | None = None,
+        directory: ApproverDirectory | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.playbooks = playbooks
+        self.incidents = incidents
+        self._notifier = notifier or LoggingNotifier()
+        self._directory = directory or StaticDirectory()
+        self._clock = clock
+
+    def handle(self, signal: Signal) -> None:
+        """Open an incident per matching playbook, or fold the Signal into the open one."""
+        for plan in self.playbooks.match(signal):
+            incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
+            if opened:
+                logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
+                self._notifier.incident_opened(incident)
+            else:
+                self._notifier.incident_updated(incident)
+
+    def approve(self, incident_id: str, *, user: str) -> Incident:
+        """Record `user`'s approval; raises DecisionRefused with a reason to show them."""
+
+        def change(incident: Incident) -> Incident:
+            return approve(incident, user=user, at=self._clock(), directory=self._directory)
+
+        return self._decide(incident_id, change, actor=user)
+
+    def reject(self, incident_id: str, *, user: str) -> Incident:
+        def change(incident: Incident) -> Incident:
+            return reject(incident, user=user, at=self._clock(), directory=self._directory)
+
+        return self._decide(incident_id, change, actor=user)
+
+    def supply_input(self, incident_id: str, *, user: str, params: Mapping[str, Any]) -> Incident:
+        """Fill parameters the Signal lacked; the caller has validated the values."""
+
+        def change(incident: Incident) -> Incident:
+            return supply_input(incident, params=params, at=self._clock())
+
+        return self._decide(incident_id, change, actor=user)
+
+    def on_timer(self) -> list[Incident]:
+        """The minute tick: audit left pending by a crashed writer first, then timeouts."""
+        pending = self.incidents.flush_pending_audit()
+        if pending:
+            logger.warning("appended pending audit records", extra={"incidents": pending})
+        return self.expire_due()
+
+    def expire_due(self) -> list[Incident]:
+        """Apply each overdue incident's `on_timeout`: expire, escalate once, or break-glass approve."""
+        changed = []
+        now = self._clock()
+        for incident in self.incidents.due(now):
+            updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
+            if updated.state is not incident.state:
+                changed.append(updated)
+                logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
+                self._announce(updated, previous=incident)
+        return changed
+
+    def _decide(self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str) -> Incident:
+        current = self.incidents.get(incident_id)
+        if current is None:
+            raise UnknownIncident(incident_id)
+        updated = self.incidents.update(current, change, actor=actor)
+        logger.info("decision recorded", extra=_fields(updated, actor=actor))
+        self._announce(updated, previous=current)
+        return updated
+
+    def _announce(self, incident: Incident, *, previous: Incident) -> None:
+        """An escalation is a new request to a new audience; anything else updates the incident."""
+        if incident.state is IncidentState.ESCALATED and previous.state is not IncidentState.ESCALATED:
+            self._notifier.approval_needed(incident)
+        else:
+            self._notifier.incident_updated(incident)
+
+
+def _fields(incident: Incident, **more: Any) -> dict[str, Any]:
+    return {"incident_id": incident.id, "playbook": incident.playbook, "state": incident.state.value, **more}

@@ -1,0 +1,176 @@
+"""What people (and the approval timer) decide about an incident: approve, reject, supply input, time out.
+
+Each decision is a pure function from an Incident to a new Incident, or a `DecisionRefused` whose
+reason the bot shows the user as is. Stores apply them with `update(incident, change)`, which
+re-applies them to the fresh state when another writer won a race. Who may approve comes from the
+plan's ApprovalPolicy and an `ApproverDirectory` (the bot's Slack user groups; `StaticDirectory` here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from remediation.incidents.model import Approval, Incident, IncidentState, transition
+from remediation.plans import ApprovalMode, MissingParam, OnTimeout, Plan, PlannedStep
+
+_S = IncidentState
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL = re.compile(r"^(#.+|[CG][A-Z0-9]{2,})$")
+_APPROVABLE = frozenset({_S.AWAITING_APPROVAL, _S.ESCALATED})
+_REJECTABLE = frozenset({_S.AWAITING_APPROVAL, _S.ESCALATED, _S.NEEDS_INPUT})
+_PAST_APPROVAL = frozenset({_S.APPROVED, _S.EXECUTING, _S.SUCCEEDED, _S.FAILED, _S.UNDONE})
+
+
+class DecisionRefused(Exception):
+    """A decision that may not be taken now; `reason` is written for the person who tried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ApproverDirectory(Protocol):
+    """Resolves a group handle (e.g. `@oncall` or a Slack subteam id) to its members' user ids."""
+
+    def members(self, handle: str) -> frozenset[str]: ...
+
+
+class StaticDirectory:
+    """An ApproverDirectory from a fixed mapping, for tests and the CLI; unknown handles have no members."""
+
+    def __init__(self, mapping: Mapping[str, Iterable[str]] | None = None) -> None:
+        self._groups = {handle: frozenset(users) for handle, users in (mapping or {}).items()}
+
+    def members(self, handle: str) -> frozenset[str]:
+        return self._groups.get(handle, frozenset())
+
+
+def approver_entries(incident: Incident) -> tuple[str, ...]:
+    """The plan's approvers, plus `escalate_to` once escalated when it names people rather than a channel."""
+    policy = incident.plan.approval
+    extra = policy.escalate_to
+    if incident.escalated and extra and not _CHANNEL.match(extra) and extra not in policy.approvers:
+        return (*policy.approvers, extra)
+    return policy.approvers
+
+
+def is_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> bool:
+    entries = approver_entries(incident)
+    if user in entries:
+        return True
+    return any(user in directory.members(entry) for entry in entries if not _USER_ID.match(entry))
+
+
+def approve(incident: Incident, *, user: str, at: datetime, directory: ApproverDirectory) -> Incident:
+    """One approval by `user`; the incident becomes approved once enough distinct approvers agreed."""
+    if incident.state not in _APPROVABLE:
+        raise DecisionRefused(_not_pending(incident, user=user))
+    if user in incident.approved_by:
+        raise DecisionRefused(f"already approved by you ({incident.approval_progress()})")
+    _require_approver(incident, user=user, directory=directory)
+    if user == incident.requester:
+        raise DecisionRefused("you requested this run, so another approver must approve it")
+    approvals = (*incident.approvals, Approval(user=user, at=at))
+    if len(approvals) < incident.required_approvals:
+        return dataclasses.replace(incident, approvals=approvals, updated_at=at)
+    return transition(incident, _S.APPROVED, at=at, approvals=approvals)
+
+
+def reject(incident: Incident, *, user: str, at: datetime, directory: ApproverDirectory) -> Incident:
+    """`user`, an approver (the requester included), stops the incident."""
+    if incident.state not in _REJECTABLE:
+        raise DecisionRefused(_not_pending(incident, user=user))
+    _require_approver(incident, user=user, directory=directory)
+    return transition(incident, _S.REJECTED, at=at, rejected_by=user)
+
+
+def supply_input(incident: Incident, *, params: Mapping[str, Any], at: datetime) -> Incident:
+    """Fill missing step parameters (values already validated by the caller) into the plan.
+
+    A key is a parameter name and fills every missing parameter of that name. Once nothing is
+    missing the incident awaits approval with a fresh deadline (or is approved under mode auto).
+    """
+    if incident.state is not _S.NEEDS_INPUT:
+        raise DecisionRefused(f"incident {incident.id} does not need input (it is {incident.state.value})")
+    if not params:
+        raise DecisionRefused("no input given")
+    wanted = {missing.param for missing in incident.plan.missing}
+    unknown = sorted(set(params) - wanted)
+    if unknown:
+        needed = _describe_missing(incident)
+        raise DecisionRefused(f"not a missing parameter: {', '.join(unknown)}; still needed: {needed}")
+    plan = _fill(incident.plan, params)
+    inputs = {**incident.inputs, **params}
+    if plan.missing:
+        return dataclasses.replace(incident, plan=plan, inputs=inputs, updated_at=at)
+    if plan.approval.mode is ApprovalMode.AUTO:
+        return transition(incident, _S.APPROVED, at=at, plan=plan, inputs=inputs)
+    deadline = at + plan.approval.timeout
+    return transition(incident, _S.AWAITING_APPROVAL, at=at, plan=plan, inputs=inputs, deadline=deadline)
+
+
+def on_timeout(incident: Incident, *, now: datetime) -> Incident:
+    """Apply the plan's `on_timeout` to an incident whose deadline has passed.
+
+    deny: expired. escalate: escalated once, with a full new window from `now` (the timer may run
+    late), expired at the next timeout. auto_approve: approved and marked `break_glass` for review.
+    An incident still missing input cannot run, so it expires whatever the policy.
+    """
+    if incident.state not in (_S.AWAITING_APPROVAL, _S.ESCALATED, _S.NEEDS_INPUT):
+        raise DecisionRefused(f"incident {incident.id} is {incident.state.value}: no approval is pending")
+    if incident.deadline is None or incident.deadline > now:
+        raise DecisionRefused(f"incident {incident.id} is not due before {incident.deadline}")
+    policy = incident.plan.approval
+    if incident.state is not _S.AWAITING_APPROVAL or incident.escalated:
+        return transition(incident, _S.EXPIRED, at=now)
+    if policy.on_timeout is OnTimeout.ESCALATE:
+        return transition(incident, _S.ESCALATED, at=now, escalated=True, deadline=now + policy.timeout)
+    if policy.on_timeout is OnTimeout.AUTO_APPROVE:
+        return transition(incident, _S.APPROVED, at=now, break_glass=True)
+    return transition(incident, _S.EXPIRED, at=now)
+
+
+def _require_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> None:
+    if is_approver(incident, user=user, directory=directory):
+        return
+    entries = approver_entries(incident)
+    listed = ", ".join(entries) if entries else "nobody: the playbook lists no approvers"
+    raise DecisionRefused(f"you are not an approver of playbook {incident.playbook} (approvers: {listed})")
+
+
+def _not_pending(incident: Incident, *, user: str) -> str:
+    state = incident.state
+    if state in _PAST_APPROVAL:
+        if incident.approvals:
+            names = ", ".join("you" if approver == user else approver for approver in incident.approved_by)
+            return f"already approved by {names} (the incident is {state.value})"
+        how = "at timeout (break-glass)" if incident.break_glass else "automatically by policy"
+        return f"already approved {how} (the incident is {state.value})"
+    if state is _S.REJECTED:
+        return f"already rejected by {incident.rejected_by}"
+    if state is _S.EXPIRED:
+        return "the approval window has closed: the incident expired"
+    if state is _S.NEEDS_INPUT:
+        return f"the incident needs input before it can be approved: {_describe_missing(incident)}"
+    return f"the incident is {state.value}, not awaiting approval"
+
+
+def _describe_missing(incident: Incident) -> str:
+    return "; ".join(missing.describe() for missing in incident.plan.missing) or "nothing"
+
+
+def _fill(plan: Plan, params: Mapping[str, Any]) -> Plan:
+    steps = list(plan.steps)
+    remaining: list[MissingParam] = []
+    for missing in plan.missing:
+        if missing.param not in params:
+            remaining.append(missing)
+            continue
+        step = steps[missing.step]
+        filled = {**step.params, missing.param: params[missing.param]}
+        steps[missing.step] = PlannedStep(action=step.action, params=filled)
+    return dataclasses.replace(plan, steps=tuple(steps), missing=tuple(remaining))

@@ -1,0 +1,100 @@
+"""Birth, grouping and execution of an incident: the moves that are not a person's decision.
+
+Pure functions. Stores call `open_incident`, `can_fold` and `fold` inside `open_or_fold`; the
+executor moves an approved incident through `start_execution`, `complete_step`, `succeed`, `fail`
+and `mark_undone` with the store's `update`. Decisions of people live in `.decisions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from remediation.audit import truncate_json
+from remediation.incidents.model import TERMINAL_FOR_GROUPING, Incident, IncidentState, new_incident_id, transition
+from remediation.plans import ApprovalMode, Plan
+from remediation.signals.model import Signal
+
+_S = IncidentState
+SIGNAL_MAX_CHARS = 16_000  # the stored view of the first signal; far below a Table property's 64 KiB
+ERROR_MAX_CHARS = 4_000
+
+
+def open_incident(
+    *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None, incident_id: str | None = None
+) -> Incident:
+    """A new incident in its initial state.
+
+    Auto mode with nothing missing: approved. Missing parameters: needs_input. Otherwise
+    awaiting_approval. A waiting incident's deadline is `now` + the policy's timeout.
+    """
+    opened = Incident(
+        id=incident_id or new_incident_id(now),
+        playbook=plan.playbook,
+        plan=plan,
+        state=_S.OPEN,
+        signal=truncate_json(signal.summary(), max_chars=SIGNAL_MAX_CHARS),
+        group_key=plan.group_key,
+        occurrences=1,
+        first_seen=now,
+        last_seen=now,
+        created_at=now,
+        updated_at=now,
+        requester=requester,
+    )
+    deadline = now + plan.approval.timeout
+    if plan.missing:
+        return transition(opened, _S.NEEDS_INPUT, at=now, deadline=deadline)
+    if plan.approval.mode is ApprovalMode.AUTO:
+        return transition(opened, _S.APPROVED, at=now)
+    return transition(opened, _S.AWAITING_APPROVAL, at=now, deadline=deadline)
+
+
+def can_fold(incident: Incident, *, plan: Plan, now: datetime) -> bool:
+    """True when a new alert planned as `plan` at `now` is one more occurrence of `incident`.
+
+    An empty group key never groups.
+    """
+    return (
+        bool(plan.group_key)
+        and incident.group_key == plan.group_key
+        and incident.state not in TERMINAL_FOR_GROUPING
+        and now - incident.last_seen <= plan.group_window
+    )
+
+
+def fold(incident: Incident, *, now: datetime) -> Incident:
+    """One more occurrence; out-of-order arrivals never move `last_seen` back."""
+    return dataclasses.replace(
+        incident,
+        occurrences=incident.occurrences + 1,
+        last_seen=max(incident.last_seen, now),
+        updated_at=max(incident.updated_at, now),
+    )
+
+
+def start_execution(incident: Incident, *, at: datetime) -> Incident:
+    return transition(incident, _S.EXECUTING, at=at)
+
+
+def complete_step(incident: Incident, *, step: int, at: datetime) -> Incident:
+    """Record that step `step` (0-based) finished; recording it again changes nothing."""
+    if incident.state is not _S.EXECUTING:
+        raise ValueError(f"incident {incident.id} is {incident.state.value}, not executing: step {step} not recorded")
+    if step + 1 <= incident.completed_steps:
+        return incident
+    return dataclasses.replace(incident, completed_steps=step + 1, updated_at=at)
+
+
+def succeed(incident: Incident, *, at: datetime) -> Incident:
+    return transition(incident, _S.SUCCEEDED, at=at, last_error=None)
+
+
+def fail(incident: Incident, *, at: datetime, error: str) -> Incident:
+    """Approved or executing work that ended in an error (a poison message included)."""
+    message = error if len(error) <= ERROR_MAX_CHARS else error[:ERROR_MAX_CHARS] + "…[truncated]"
+    return transition(incident, _S.FAILED, at=at, last_error=message)
+
+
+def mark_undone(incident: Incident, *, at: datetime) -> Incident:
+    return transition(incident, _S.UNDONE, at=at)

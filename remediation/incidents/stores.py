@@ -1,0 +1,146 @@
+"""The IncidentStore protocol and `InMemoryIncidentStore`, the in-process store with the table's semantics.
+
+`remediation.store.incidents.TableIncidentStore` is the durable one. Both apply the same pure
+functions (`lifecycle.open_incident/can_fold/fold`, the decisions passed to `update`) and audit each
+change with `history.describe` into an `AuditLog`, so only storage differs. Tests of the pure
+layer, the CLI and the benchmarks use the in-memory store.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Protocol
+
+from remediation.audit import AuditLog, InMemoryAuditLog, timestamp
+from remediation.incidents.history import describe
+from remediation.incidents.lifecycle import can_fold, fold, open_incident
+from remediation.incidents.model import WAITING, Incident, IncidentState, check_transition
+from remediation.plans import Plan
+from remediation.signals.model import Signal
+
+Change = Callable[[Incident], Incident]
+
+
+class UnknownIncident(LookupError):
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(f"no incident {incident_id}")
+        self.incident_id = incident_id
+
+
+class IncidentStore(Protocol):
+    """Incidents with race-safe grouping and updates; every change is audited by the store."""
+
+    def open_or_fold(
+        self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None
+    ) -> tuple[Incident, bool]:
+        """Fold into the open incident of `plan.group_key` (True: a new one was opened instead).
+
+        A manual run (`requester` set) always opens its own incident.
+        """
+        ...
+
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def list(self, *, states: Iterable[IncidentState] | None = None) -> builtins.list[Incident]:
+        """Incidents oldest first, optionally only those in `states`."""
+        ...
+
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        """Waiting incidents (needs_input, awaiting_approval, escalated) whose deadline is <= `now`."""
+        ...
+
+    def flush_pending_audit(self) -> int:
+        """Append audit records a crashed writer left pending; how many incidents had some."""
+        ...
+
+    def update(self, incident: Incident, change: Change, *, actor: str | None = None) -> Incident:
+        """Apply `change` to the latest stored state of `incident`, atomically, and audit it.
+
+        When another writer won meanwhile, `change` runs again on the fresh state (so it may raise
+        DecisionRefused then). A change that returns its input unchanged writes nothing.
+        Raises UnknownIncident.
+        """
+        ...
+
+
+def checked(old: Incident, new: Incident) -> Incident:
+    """`new` if it may replace `old` in storage: same id, and a legal move if the state changed."""
+    if new.id != old.id:
+        raise ValueError(f"a change of incident {old.id} returned incident {new.id}")
+    if new.state is not old.state:
+        check_transition(incident_id=old.id, from_state=old.state, to_state=new.state)
+    return new
+
+
+def is_due(incident: Incident, now: datetime) -> bool:
+    return incident.state in WAITING and incident.deadline is not None and incident.deadline <= now
+
+
+def deadline_order(incident: Incident) -> tuple[str, str]:
+    """Sort key of `due` results: earliest deadline first."""
+    return (timestamp(incident.deadline) if incident.deadline else "", incident.id)
+
+
+class InMemoryIncidentStore:
+    """An IncidentStore in process memory; one lock makes every operation atomic."""
+
+    def __init__(self, *, audit: AuditLog | None = None) -> None:
+        self.audit: AuditLog = audit if audit is not None else InMemoryAuditLog()
+        self._incidents: dict[str, Incident] = {}
+        self._groups: dict[str, str] = {}  # group key -> id of its latest incident
+        self._lock = threading.Lock()
+
+    def open_or_fold(
+        self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None
+    ) -> tuple[Incident, bool]:
+        with self._lock:
+            grouped = bool(plan.group_key) and requester is None
+            current = self._incidents.get(self._groups.get(plan.group_key, "")) if grouped else None
+            if current is not None and can_fold(current, plan=plan, now=now):
+                folded = fold(current, now=now)
+                self._incidents[folded.id] = folded
+                return folded, False
+            opened = open_incident(plan=plan, signal=signal, now=now, requester=requester)
+            self._incidents[opened.id] = opened
+            if grouped:
+                self._groups[plan.group_key] = opened.id
+            self._audit(None, opened, actor=None)
+            return opened, True
+
+    def get(self, incident_id: str) -> Incident | None:
+        with self._lock:
+            return self._incidents.get(incident_id)
+
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        with self._lock:
+            waiting = [incident for incident in self._incidents.values() if is_due(incident, now)]
+        return sorted(waiting, key=deadline_order)
+
+    def update(self, incident: Incident, change: Change, *, actor: str | None = None) -> Incident:
+        with self._lock:
+            current = self._incidents.get(incident.id)
+            if current is None:
+                raise UnknownIncident(incident.id)
+            new = checked(current, change(current))
+            if new == current:
+                return current
+            self._incidents[new.id] = new
+            self._audit(current, new, actor=actor)
+            return new
+
+    def flush_pending_audit(self) -> int:
+        return 0  # every change is audited under the same lock: nothing is ever left pending
+
+    def list(self, *, states: Iterable[IncidentState] | None = None) -> builtins.list[Incident]:
+        wanted = None if states is None else frozenset(states)
+        with self._lock:
+            chosen = [i for i in self._incidents.values() if wanted is None or i.state in wanted]
+        return sorted(chosen, key=lambda incident: incident.id)
+
+    def _audit(self, old: Incident | None, new: Incident, *, actor: str | None) -> None:
+        event = describe(old, new, actor=actor)
+        if event is not None:
+            self.audit.append(incident_id=new.id, event=event)
