@@ -38,6 +38,7 @@ def engine() -> Engine:
     from remediation.engine import Engine
     from remediation.playbooks import PlaybookErrors, load_playbooks
     from remediation.store.incidents import TableIncidentStore
+    from remediation.store.work import StorageWorkQueue
 
     settings = _settings()
     try:
@@ -49,7 +50,8 @@ def engine() -> Engine:
     incidents = TableIncidentStore.from_connection_string(
         settings.storage_connection, table_name=settings.incidents_table, audit_table=settings.audit_table
     )
-    return Engine(playbooks=playbooks, incidents=incidents)
+    work = StorageWorkQueue.from_connection_string(settings.storage_connection, queue_name=settings.actions_queue)
+    return Engine(playbooks=playbooks, incidents=incidents, work=work)
 
 
 def reset() -> None:

@@ -4,14 +4,16 @@ Neighbours: `remediation.intake` hands each new Signal to `Engine.handle` (it is
 SignalSink); `remediation.playbooks` decides the Plans; an `IncidentStore` from
 `remediation.incidents` persists and audits every change; a `Notifier` (logging by default, Slack
 from `bot/`) tells people. The bot calls `approve`, `reject` and `supply_input`; the timer calls
-`expire_due`. Nothing here knows about Slack or Azure Functions.
+`on_timer`. An incident that becomes approved is put on the work queue for the executor; the timer
+puts it there again if it still waits after `REDRIVE_AFTER` (a lost enqueue, a lost message).
+Nothing here knows about Slack or Azure Functions.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediation.incidents import (
@@ -29,8 +31,11 @@ from remediation.incidents import (
 from remediation.notify import LoggingNotifier, Notifier
 from remediation.playbooks import PlaybookSet
 from remediation.signals import Signal
+from remediation.store.work import WorkQueue
 
 logger = logging.getLogger(__name__)
+
+REDRIVE_AFTER = timedelta(minutes=5)
 
 
 def _utcnow() -> datetime:
@@ -45,10 +50,12 @@ class Engine:
         incidents: IncidentStore,
         notifier: Notifier | None = None,
         directory: ApproverDirectory | None = None,
+        work: WorkQueue | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.playbooks = playbooks
         self.incidents = incidents
+        self._work = work
         self._notifier = notifier or LoggingNotifier()
         self._directory = directory or StaticDirectory()
         self._clock = clock
@@ -60,6 +67,7 @@ class Engine:
             if opened:
                 logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
                 self._notifier.incident_opened(incident)
+                self._dispatch(incident)
             else:
                 self._notifier.incident_updated(incident)
 
@@ -90,7 +98,18 @@ class Engine:
         pending = self.incidents.flush_pending_audit()
         if pending:
             logger.warning("appended pending audit records", extra={"incidents": pending})
-        return self.expire_due()
+        changed = self.expire_due()
+        self.redrive()
+        return changed
+
+    def redrive(self) -> list[Incident]:
+        """Enqueue again the approved incidents no executor has taken for `REDRIVE_AFTER`."""
+        stale = self._clock() - REDRIVE_AFTER
+        waiting = [i for i in self.incidents.list(states=[IncidentState.APPROVED]) if i.updated_at <= stale]
+        for incident in waiting:
+            logger.warning("approved incident not taken by an executor: enqueued again", extra=_fields(incident))
+            self._dispatch(incident)
+        return waiting
 
     def expire_due(self) -> list[Incident]:
         """Apply each overdue incident's `on_timeout`: expire, escalate once, or break-glass approve."""
@@ -102,6 +121,7 @@ class Engine:
                 changed.append(updated)
                 logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
                 self._announce(updated, previous=incident)
+                self._dispatch(updated)
         return changed
 
     def _decide(self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str) -> Incident:
@@ -111,7 +131,14 @@ class Engine:
         updated = self.incidents.update(current, change, actor=actor)
         logger.info("decision recorded", extra=_fields(updated, actor=actor))
         self._announce(updated, previous=current)
+        if current.state is not IncidentState.APPROVED:
+            self._dispatch(updated)
         return updated
+
+    def _dispatch(self, incident: Incident) -> None:
+        """Hand an approved incident to the executor; the executor's claim makes a repeat harmless."""
+        if incident.state is IncidentState.APPROVED and self._work is not None:
+            self._work.enqueue(incident_id=incident.id)
 
     def _announce(self, incident: Incident, *, previous: Incident) -> None:
         """An escalation is a new request to a new audience; anything else updates the incident."""

@@ -24,6 +24,7 @@ class Settings:
     events_table: str = "events"
     incidents_table: str = "incidents"
     audit_table: str = "audit"
+    actions_queue: str = "remediation-actions"
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
 
     @classmethod
@@ -44,5 +45,6 @@ class Settings:
             events_table=setting("REMEDIATION_EVENTS_TABLE", "events"),
             incidents_table=setting("REMEDIATION_INCIDENTS_TABLE", "incidents"),
             audit_table=setting("REMEDIATION_AUDIT_TABLE", "audit"),
+            actions_queue=setting("REMEDIATION_ACTIONS_QUEUE", "remediation-actions"),
             playbooks_dir=Path(setting("REMEDIATION_PLAYBOOKS_DIR", str(DEFAULT_PLAYBOOKS_DIR))),
         )

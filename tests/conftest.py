@@ -32,6 +32,7 @@ class AppTables:
     events: str
     incidents: str
     audit: str
+    queue: str
 
     def client(self, name: str) -> TableClient:
         return TableClient.from_connection_string(self.connection_string, table_name=name)
@@ -43,11 +44,14 @@ def app_tables(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) 
     from functions import wiring
 
     suffix = uuid.uuid4().hex[:12]
-    tables = AppTables(storage_connection_string, f"events{suffix}", f"incidents{suffix}", f"audit{suffix}")
+    tables = AppTables(
+        storage_connection_string, f"events{suffix}", f"incidents{suffix}", f"audit{suffix}", f"actions-{suffix}"
+    )
     monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
     monkeypatch.setenv("REMEDIATION_EVENTS_TABLE", tables.events)
     monkeypatch.setenv("REMEDIATION_INCIDENTS_TABLE", tables.incidents)
     monkeypatch.setenv("REMEDIATION_AUDIT_TABLE", tables.audit)
+    monkeypatch.setenv("REMEDIATION_ACTIONS_QUEUE", tables.queue)
     wiring.reset()
     yield tables
     wiring.reset()

@@ -7,6 +7,7 @@ handles no event and loses none, the timer's timeouts, and `remediate audit veri
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import shutil
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from azure.functions.timer import TimerRequest
+from azure.storage.queue import QueueClient
 
 import host
 from conftest import AppTables
@@ -39,6 +41,12 @@ def post_alert(body: bytes) -> dict[str, Any]:
 def only_incident() -> Incident:
     [incident] = wiring.engine().incidents.list()
     return incident
+
+
+def queued(tables: AppTables) -> list[dict[str, Any]]:
+    """The work messages on the actions queue, decoded as the Functions queue trigger decodes them."""
+    with QueueClient.from_connection_string(tables.connection_string, tables.queue) as queue:
+        return [json.loads(base64.b64decode(message.content)) for message in queue.peek_messages(max_messages=32)]
 
 
 def alert(**changes: Any) -> bytes:
@@ -65,9 +73,17 @@ class TestIncidentsFromAlerts:
             engine.approve(incident.id, user="U000SECOPS1")
         with pytest.raises(DecisionRefused):
             engine.approve(incident.id, user="U0NOTLISTED")
+        assert queued(app_tables) == []
         assert engine.approve(incident.id, user="U000SECOPS2").state is IncidentState.APPROVED
+        assert queued(app_tables) == [{"incident_id": incident.id, "kind": "execute"}]
         kinds = [record.kind for record in engine.incidents.audit.records(incident.id)]
         assert kinds.count("approval") == 2
+
+    def test_an_auto_playbook_goes_straight_to_the_executor_queue(self, app_tables: AppTables) -> None:
+        post_alert(alert(AlertType="K8S_ExposedDashboard", SystemAlertId="dashboard-1"))
+        incident = only_incident()
+        assert (incident.playbook, incident.state) == ("dashboard-exposed-notify", IncidentState.APPROVED)
+        assert queued(app_tables) == [{"incident_id": incident.id, "kind": "execute"}]
 
     def test_a_storm_of_one_alert_folds_into_one_incident(self, app_tables: AppTables) -> None:
         bodies = [alert(SystemAlertId=f"storm-{n}") for n in range(25)]
