@@ -19,6 +19,8 @@ bp = func.Blueprint()
 
 
 @bp.function_name("defender_alerts_eventhub")
+# Without a retry policy the host checkpoints a failed batch and moves on: retry storage outages.
+@bp.retry(strategy="exponential_backoff", max_retry_count="8", minimum_interval="00:00:05", maximum_interval="00:10:00")
 @bp.event_hub_message_trigger(
     arg_name="messages",
     event_hub_name="%DEFENDER_EVENTHUB_NAME%",

@@ -7,7 +7,9 @@ a `SignalSink` (the playbook engine) takes each new Signal. Triggers in `functio
 
 A delivery is claimed before it is handled and completed after, so a failure while handling
 releases the claim and the host's retry handles it again; a crash between claim and completion
-leaves a lease that a redelivery may take over once it has expired.
+leaves a lease that a redelivery may take over once it has expired. A delivery whose id is claimed
+but not yet completed is not a duplicate to drop: the batch ends with `DeliveryInProgress`, so the
+host delivers it again later, when it is either done (a duplicate) or its lease has expired.
 """
 
 from __future__ import annotations
@@ -40,6 +42,18 @@ class EventLedger(Protocol):
     def release(self, key: str) -> None:
         """Forget a claim whose handling failed, so a retry may claim it again."""
         ...
+
+    def is_done(self, key: str) -> bool:
+        """True once `key` was completed; False while it is only claimed (or unknown)."""
+        ...
+
+
+class DeliveryInProgress(RuntimeError):
+    """Some events of a batch are being handled elsewhere right now: deliver them again later."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"{len(event_ids)} event(s) claimed but not completed yet: {', '.join(event_ids[:5])}")
+        self.event_ids = event_ids
 
 
 class SignalSink(Protocol):
@@ -79,6 +93,10 @@ class MemoryLedger:
         with self._lock:
             self._claims.pop(key, None)
 
+    def is_done(self, key: str) -> bool:
+        with self._lock:
+            return key in self._claims and self._claims[key] is None
+
 
 @dataclass
 class IntakeReport:
@@ -87,6 +105,7 @@ class IntakeReport:
     trigger: str
     accepted: list[Signal] = field(default_factory=list)
     duplicates: list[Signal] = field(default_factory=list)
+    in_flight: list[Signal] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 
@@ -94,6 +113,7 @@ class IntakeReport:
         return {
             "accepted": len(self.accepted),
             "duplicates": len(self.duplicates),
+            "in_flight": len(self.in_flight),
             "skipped": len(self.skipped),
             "rejected": len(self.rejected),
         }
@@ -109,6 +129,7 @@ class Intake:
 
         Storage failures from the ledger, and failures of the sink, propagate so the host retries
         the batch; claims already completed make that retry a no-op for the events before it.
+        Raises DeliveryInProgress, after the whole batch, for ids claimed elsewhere but not completed.
         """
         report = IntakeReport(trigger=trigger)
         for outcome in outcomes:
@@ -128,12 +149,20 @@ class Intake:
                     extra={"trigger": trigger, "event_id": outcome.event_id, "reason": outcome.reason},
                 )
         logger.info("batch done", extra={"trigger": trigger, **report.counts()})
+        if report.in_flight:
+            raise DeliveryInProgress([signal.id for signal in report.in_flight])
         return report
 
     def _one(self, signal: Signal, report: IntakeReport) -> None:
         if not self._ledger.claim(signal.id):
-            report.duplicates.append(signal)
-            logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
+            if self._ledger.is_done(signal.id):
+                report.duplicates.append(signal)
+                logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
+            else:
+                report.in_flight.append(signal)
+                logger.warning(
+                    "delivery in progress elsewhere", extra={"trigger": report.trigger, "event_id": signal.id}
+                )
             return
         try:
             self._sink.handle(signal)

@@ -21,6 +21,8 @@ from azure.data.tables import TableClient
 import host
 from conftest import AppTables
 from functions import wiring
+from remediation.intake import DeliveryInProgress
+from remediation.store.events import TableEventLedger
 
 
 @pytest.fixture
@@ -77,6 +79,8 @@ class TestRegistration:
         assert (timer["type"], timer["schedule"]) == ("timerTrigger", "0 * * * * *")
         assert host.bindings("registry_events")[0]["type"] == "eventGridTrigger"
         assert host.bindings("defender_alerts_eventgrid")[0]["type"] == "eventGridTrigger"
+        retry = host.registered()["defender_alerts_eventhub"].get_setting("retry_policy").get_dict_repr()
+        assert (retry["strategy"], retry["max_retry_count"]) == ("exponential_backoff", "8")
         hub = host.bindings("defender_alerts_eventhub")[0]
         assert (hub["type"], hub["cardinality"], hub["connection"]) == (
             "eventHubTrigger",
@@ -113,6 +117,26 @@ class TestDedup:
         assert response.status_code == 200
         assert json.loads(response.get_body())["duplicates"] == 1
         assert event_ids(events_table) == ["defender:alert-1"]
+
+    def test_a_delivery_claimed_elsewhere_is_retried_not_dropped(
+        self, events_table: TableClient, storage_connection_string: str
+    ) -> None:
+        ledger = TableEventLedger.from_connection_string(storage_connection_string, table_name=events_table.table_name)
+        key = "registry:" + ACR_PUSH["id"]
+        assert ledger.claim(key)  # another instance is handling it right now
+        with pytest.raises(DeliveryInProgress, match=ACR_PUSH["id"]):
+            host.call("registry_events", host.event_grid_event(ACR_PUSH))
+        ledger.complete(key)
+        host.call("registry_events", host.event_grid_event(ACR_PUSH))  # now a plain duplicate
+
+    def test_a_failure_while_handling_releases_the_claim(
+        self, events_table: TableClient, app_tables: AppTables, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(tmp_path / "missing"))
+        wiring.reset()
+        with pytest.raises(Exception, match="playbook"):
+            host.call("registry_events", host.event_grid_event(ACR_PUSH))
+        assert event_ids(events_table) == []
 
 
 class TestBadInput:

@@ -123,6 +123,10 @@ class TableEventLedger:
         with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(partition, row)
 
+    def is_done(self, key: str) -> bool:
+        row = self._read(key)
+        return row is not None and row.get("Status") == DONE
+
     def close(self) -> None:
         self._table.close()
 
