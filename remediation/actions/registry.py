@@ -31,6 +31,7 @@ class ActionSpec:
     example: dict[str, Any]
     destructive: bool  # removes, blocks or disrupts something in use: the executor snapshots first
     inverse: str | None  # the action that undoes this one, when it is a separate action
+    reversible: bool = True  # False: undo cannot bring back what apply removed (a deleted pod)
 
     def validate(self, params: Mapping[str, Any]) -> BaseModel:
         """The typed parameters; pydantic.ValidationError when they do not fit the model."""
@@ -95,7 +96,7 @@ _SPECS = (
         summary="Mark a node unschedulable so no new pod lands on it; running pods stay. "
         "Undo: kubernetes.uncordon_node.",
         params=kubernetes.CordonNodeParams,
-        permissions=_k8s("nodes", "get", "patch"),
+        permissions=_k8s("nodes", "get", "list", "patch"),
         example={"cluster": _CLUSTER, "node": _NODE},
         destructive=False,
         inverse="kubernetes.uncordon_node",
@@ -104,7 +105,7 @@ _SPECS = (
         name="kubernetes.uncordon_node",
         summary="Mark a node schedulable again. Undo: kubernetes.cordon_node.",
         params=kubernetes.UncordonNodeParams,
-        permissions=_k8s("nodes", "get", "patch"),
+        permissions=_k8s("nodes", "get", "list", "patch"),
         example={"cluster": _CLUSTER, "node": _NODE},
         destructive=False,
         inverse="kubernetes.cordon_node",
@@ -115,7 +116,7 @@ _SPECS = (
         "skipping DaemonSet and mirror pods. No undo: controllers reschedule evicted pods elsewhere; "
         "kubernetes.uncordon_node reopens the node.",
         params=kubernetes.DrainNodeParams,
-        permissions=(*_k8s("nodes", "get", "patch"), *_k8s("pods", "list"), *_k8s("pods/eviction", "create")),
+        permissions=(*_k8s("nodes", "get", "list", "patch"), *_k8s("pods", "list"), *_k8s("pods/eviction", "create")),
         example={"cluster": _CLUSTER, "node": _NODE, "grace_period_seconds": 30, "timeout_seconds": 600},
         destructive=True,
         inverse=None,
@@ -185,6 +186,7 @@ _SPECS = (
         example={**_POD, "grace_period_seconds": 0},
         destructive=True,
         inverse=None,
+        reversible=False,
     ),
     ActionSpec(
         name="notify",

@@ -1,0 +1,206 @@
+"""Pod actions: isolate (label + deny-all NetworkPolicy), release (remove both) and delete.
+
+Neighbours: `handler` dispatches `kubernetes.isolate_pod`, `kubernetes.release_pod` and
+`kubernetes.delete_pod` here; `guards.namespace_allowed` refuses protected namespaces; `targets`
+binds a pod by uid and a fingerprint of its labels and spec (status moves with every probe).
+Isolation keeps the pod running for forensics: the label `remediation.security/isolated=<incident>`
+makes the NetworkPolicy `remediation-isolate-<pod>` (no ingress, no egress) select it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+from remediation.actions.k8s import guards
+from remediation.actions.k8s.retry import Conflict, NotFound
+from remediation.actions.k8s.session import DRY_RUN, ClusterSession, precondition, write_fresh
+from remediation.actions.k8s.targets import bind, prior_snapshot, snapshot_once, version_of
+from remediation.actions.kubernetes import DeletePodParams, PodParams
+from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult
+
+ISOLATED_LABEL = "remediation.security/isolated"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "aks-acr-remediation"}
+
+
+def label_value(incident_id: str) -> str:
+    """A label value (63 characters of [A-Za-z0-9-_.], alphanumeric at both ends) naming the incident."""
+    value = re.sub(r"[^A-Za-z0-9._-]", "-", incident_id)[:63].strip("-_.")
+    return value or "isolated"
+
+
+def policy_name(pod: str) -> str:
+    return f"remediation-isolate-{pod}"[:253].rstrip("-.")
+
+
+def deny_all_policy(namespace: str, pod: str, value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": policy_name(pod),
+            "namespace": namespace,
+            "labels": {**MANAGED_BY, ISOLATED_LABEL: value},
+            "annotations": {"remediation.security/pod": pod},
+        },
+        "spec": {"podSelector": {"matchLabels": {ISOLATED_LABEL: value}}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+def read_pod(s: ClusterSession, namespace: str, name: str) -> dict[str, Any]:
+    pod: dict[str, Any] = s.call(s.core.read_namespaced_pod, name, namespace, what=f"read pod {namespace}/{name}")
+    return pod
+
+
+def _label_of(pod: dict[str, Any]) -> str | None:
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(ISOLATED_LABEL)
+    return str(value) if value is not None else None
+
+
+def _policy_exists(s: ClusterSession, namespace: str, pod: str) -> bool:
+    try:
+        s.call(s.networking.read_namespaced_network_policy, policy_name(pod), namespace, what="read network policy")
+    except NotFound:
+        return False
+    return True
+
+
+def _set_label(s: ClusterSession, pod: dict[str, Any], value: str | None, *, dry_run: bool = False) -> None:
+    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    extra: dict[str, Any] = {"dry_run": DRY_RUN} if dry_run else {}
+
+    def write(current: dict[str, Any]) -> Any:
+        body = {"metadata": {**precondition(current), "labels": {ISOLATED_LABEL: value}}}
+        return s.call(s.core.patch_namespaced_pod, name, namespace, body, what=f"label pod {namespace}/{name}", **extra)
+
+    write_fresh(s, pod, read=lambda: read_pod(s, namespace, name), write=write, what=f"label pod {namespace}/{name}")
+
+
+def _create_policy(s: ClusterSession, namespace: str, pod: str, value: str, *, dry_run: bool = False) -> None:
+    from kubernetes import client
+
+    body = client.V1NetworkPolicy.from_dict(deny_all_policy(namespace, pod, value))
+    extra: dict[str, Any] = {"dry_run": DRY_RUN} if dry_run else {}
+    with contextlib.suppress(Conflict):  # ours, from an earlier attempt: the name is derived from the pod
+        s.call(s.networking.create_namespaced_network_policy, namespace, body, what="create network policy", **extra)
+
+
+def preview_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> Preview:
+    guards.namespace_allowed(params.namespace, settings=s.settings)
+    pod = read_pod(s, params.namespace, params.pod)
+    value = label_value(ctx.incident_id)
+    target = version_of("Pod", pod)
+    if _label_of(pod) == value and _policy_exists(s, params.namespace, params.pod):
+        return Preview(action, f"pod {params.namespace}/{params.pod} is isolated already", target=target, noop=True)
+    _set_label(s, pod, value, dry_run=True)
+    _create_policy(s, params.namespace, params.pod, value, dry_run=True)
+    changes = {"label": {ISOLATED_LABEL: value}, "networkPolicy": deny_all_policy(params.namespace, params.pod, value)}
+    return Preview(action, f"pod {params.namespace}/{params.pod} will be cut off the network", changes, target)
+
+
+def apply_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> StepResult:
+    guards.namespace_allowed(params.namespace, settings=s.settings)
+    pod = read_pod(s, params.namespace, params.pod)
+    target = version_of("Pod", pod)
+    bind(ctx, target)
+    value = label_value(ctx.incident_id)
+    before = snapshot_once(ctx, target=target, state={"label": _label_of(pod)})["label"]
+    had_policy = _policy_exists(s, params.namespace, params.pod)
+    undo = {"label": value, "label_before": before}
+    if _label_of(pod) == value and had_policy:
+        outcome = Outcome.NOOP if before == value else Outcome.APPLIED
+        message = "already isolated: nothing to do" if before == value else "isolated by an earlier attempt"
+        return StepResult(action, outcome, message, target=target, snapshot=ctx.snapshot_key, undo=undo)
+    _create_policy(s, params.namespace, params.pod, value)  # policy first: nothing is cut off half-way
+    if _label_of(pod) != value:
+        _set_label(s, pod, value)
+    message = f"isolated: labelled {ISOLATED_LABEL}={value}, deny-all NetworkPolicy {policy_name(params.pod)}"
+    return StepResult(action, Outcome.APPLIED, message, target=target, snapshot=ctx.snapshot_key, undo=undo)
+
+
+def preview_release(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> Preview:
+    pod = read_pod(s, params.namespace, params.pod)
+    policy = _policy_exists(s, params.namespace, params.pod)
+    changes = {"removeLabel": _label_of(pod), "deleteNetworkPolicy": policy_name(params.pod) if policy else None}
+    noop = _label_of(pod) is None and not policy
+    summary = "not isolated: nothing to release" if noop else f"pod {params.namespace}/{params.pod} will be released"
+    return Preview(action, summary, changes, version_of("Pod", pod), noop=noop)
+
+
+def apply_release(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> StepResult:
+    pod = read_pod(s, params.namespace, params.pod)
+    target = version_of("Pod", pod)
+    bind(ctx, target)
+    value = _label_of(pod)
+    released = False
+    if value is not None:
+        _set_label(s, pod, None)
+        released = True
+    try:
+        s.call(s.networking.delete_namespaced_network_policy, policy_name(params.pod), params.namespace,
+               what="delete network policy")  # fmt: skip
+        released = True
+    except NotFound:
+        pass
+    if not released:
+        return StepResult(action, Outcome.NOOP, "not isolated: nothing to do", target=target)
+    return StepResult(action, Outcome.APPLIED, "released: label and NetworkPolicy removed", target=target,
+                      undo={"label": value})  # fmt: skip
+
+
+def undo_isolate(s: ClusterSession, params: PodParams, result: StepResult, ctx: StepContext) -> StepResult:
+    if result.undo.get("label_before") == result.undo.get("label"):
+        return StepResult(result.action, Outcome.NOOP, "the pod was isolated before this step: left isolated")
+    released = apply_release(s, params, StepContext(ctx.incident_id, ctx.step, ctx.snapshots), action=result.action)
+    outcome = Outcome.UNDONE if released.outcome is Outcome.APPLIED else released.outcome
+    return StepResult(result.action, outcome, released.message, target=released.target)
+
+
+def undo_release(s: ClusterSession, params: PodParams, result: StepResult, ctx: StepContext) -> StepResult:
+    value = result.undo.get("label")
+    if not value:
+        return StepResult(result.action, Outcome.NOOP, "the release changed nothing: nothing to undo")
+    pod = read_pod(s, params.namespace, params.pod)
+    _create_policy(s, params.namespace, params.pod, str(value))
+    if _label_of(pod) != value:
+        _set_label(s, pod, str(value))
+    return StepResult(result.action, Outcome.UNDONE, "isolated again", target=version_of("Pod", pod))
+
+
+def preview_delete(s: ClusterSession, params: DeletePodParams, ctx: StepContext, *, action: str) -> Preview:
+    guards.namespace_allowed(params.namespace, settings=s.settings)
+    pod = read_pod(s, params.namespace, params.pod)
+    s.call(s.core.delete_namespaced_pod, params.pod, params.namespace, dry_run=DRY_RUN,
+           grace_period_seconds=params.grace_period_seconds, what="dry-run delete pod")  # fmt: skip
+    owners = [f"{o.get('kind')}/{o.get('name')}" for o in pod["metadata"].get("ownerReferences") or []]
+    replaced = f" ({', '.join(owners)} replaces it)" if owners else ""
+    changes = {"delete": f"{params.namespace}/{params.pod}", "owners": owners}
+    return Preview(
+        action, f"pod {params.namespace}/{params.pod} will be deleted{replaced}", changes, version_of("Pod", pod)
+    )
+
+
+def apply_delete(s: ClusterSession, params: DeletePodParams, ctx: StepContext, *, action: str) -> StepResult:
+    guards.namespace_allowed(params.namespace, settings=s.settings)
+    label = f"pod {params.namespace}/{params.pod}"
+    try:
+        pod = read_pod(s, params.namespace, params.pod)
+    except NotFound:
+        earlier = prior_snapshot(ctx) is not None
+        if earlier:
+            return StepResult(
+                action, Outcome.APPLIED, f"{label} deleted by an earlier attempt", snapshot=ctx.snapshot_key
+            )
+        return StepResult(action, Outcome.NOOP, f"{label} not found: already deleted")
+    target = version_of("Pod", pod)
+    bind(ctx, target)
+    snapshot_once(ctx, target=target, state={"object": pod})  # for the forensic record; never re-created
+    with contextlib.suppress(NotFound):  # gone meanwhile: the wanted state
+        s.call(s.core.delete_namespaced_pod, params.pod, params.namespace,
+               grace_period_seconds=params.grace_period_seconds, what=f"delete {label}")  # fmt: skip
+    return StepResult(action, Outcome.APPLIED, f"{label} deleted", target=target, snapshot=ctx.snapshot_key)
+
+
+def undo_delete(s: ClusterSession, params: DeletePodParams, result: StepResult, ctx: StepContext) -> StepResult:
+    raise PermanentFailure("kubernetes.delete_pod cannot be undone: the pod and its local state are gone")

@@ -1,0 +1,164 @@
+"""RBAC actions: delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role; restore it from its snapshot.
+
+Neighbours: `handler` dispatches `kubernetes.delete_rbac_object` and `kubernetes.restore_object`
+here; `guards.rbac_deletable` refuses Kubernetes' own objects before anything is stored or
+deleted. The snapshot holds the whole object as the API served it; restore re-creates it without
+the fields the server sets (`SERVER_FIELDS`), so rules, subjects and roleRef come back as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from remediation.actions.k8s import guards
+from remediation.actions.k8s.retry import Conflict, NotFound
+from remediation.actions.k8s.session import DRY_RUN, ClusterSession
+from remediation.actions.k8s.targets import bind, prior_snapshot, snapshot_once, version_of
+from remediation.actions.kubernetes import DeleteRbacObjectParams, RestoreObjectParams
+from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult
+
+SERVER_FIELDS = (
+    "uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink", "generation",
+    "deletionTimestamp", "deletionGracePeriodSeconds",
+)  # fmt: skip
+CONTENT_FIELDS = ("rules", "aggregationRule", "subjects", "roleRef")
+_SUFFIX = {
+    "ClusterRoleBinding": "cluster_role_binding",
+    "RoleBinding": "namespaced_role_binding",
+    "ClusterRole": "cluster_role",
+    "Role": "namespaced_role",
+}
+
+
+def _method(s: ClusterSession, verb: str, kind: str) -> Callable[..., Any]:
+    method: Callable[..., Any] = getattr(s.rbac, f"{verb}_{_SUFFIX[kind]}")
+    return method
+
+
+def _where(name: str, namespace: str | None) -> tuple[str, ...]:
+    return (name, namespace) if namespace else (name,)
+
+
+def _describe(kind: str, name: str, namespace: str | None) -> str:
+    return f"{kind} {namespace + '/' if namespace else ''}{name}"
+
+
+def read(s: ClusterSession, kind: str, name: str, namespace: str | None) -> dict[str, Any]:
+    what = f"read {_describe(kind, name, namespace)}"
+    obj: dict[str, Any] = s.call(_method(s, "read", kind), *_where(name, namespace), what=what)
+    return obj
+
+
+def preview_delete(s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepContext, *, action: str) -> Preview:
+    obj = read(s, params.kind, params.name, params.namespace)
+    guards.rbac_deletable(params.kind, obj, settings=s.settings)
+    label = _describe(params.kind, params.name, params.namespace)
+    s.call(_method(s, "delete", params.kind), *_where(params.name, params.namespace), dry_run=DRY_RUN,
+           what=f"dry-run delete {label}")  # fmt: skip
+    changes = {"delete": label, **{k: obj[k] for k in CONTENT_FIELDS if k in obj}}
+    summary = f"{label} will be deleted (snapshot kept for restore)"
+    return Preview(action, summary, changes, version_of(params.kind, obj))
+
+
+def apply_delete(s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepContext, *, action: str) -> StepResult:
+    label = _describe(params.kind, params.name, params.namespace)
+    try:
+        obj = read(s, params.kind, params.name, params.namespace)
+    except NotFound:
+        if prior_snapshot(ctx) is None:
+            raise PermanentFailure(f"{label} not found on {s.cluster}: nothing was deleted") from None
+        return StepResult(action, Outcome.APPLIED, f"{label} deleted by an earlier attempt",
+                          snapshot=ctx.snapshot_key, undo={"snapshot": ctx.snapshot_key})  # fmt: skip
+    guards.rbac_deletable(params.kind, obj, settings=s.settings)
+    target = version_of(params.kind, obj)
+    bind(ctx, target)
+    snapshot_once(ctx, target=target, state={"object": obj})
+    with contextlib.suppress(NotFound):  # deleted between our read and our delete: the wanted state
+        s.call(_method(s, "delete", params.kind), *_where(params.name, params.namespace), what=f"delete {label}")
+    return StepResult(action, Outcome.APPLIED, f"{label} deleted", target=target,
+                      snapshot=ctx.snapshot_key, undo={"snapshot": ctx.snapshot_key})  # fmt: skip
+
+
+def undo_delete(s: ClusterSession, params: DeleteRbacObjectParams, result: StepResult, ctx: StepContext) -> StepResult:
+    key = result.undo.get("snapshot") or result.snapshot
+    if not key:
+        return StepResult(result.action, Outcome.NOOP, "no snapshot recorded: nothing to restore")
+    restored = restore(s, ctx.snapshots.load(str(key)), action=result.action)
+    outcome = Outcome.UNDONE if restored.outcome is Outcome.APPLIED else restored.outcome
+    return StepResult(result.action, outcome, restored.message, target=restored.target, undo=restored.undo)
+
+
+def restorable(document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The kind and the object to create from a snapshot: the server-set fields removed."""
+    obj = document.get("object")
+    kind = (document.get("target") or {}).get("kind")
+    if not isinstance(obj, dict) or kind not in _SUFFIX:
+        raise PermanentFailure("the snapshot holds no RBAC object to restore")
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_FIELDS}
+    clean = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return kind, {**clean, "metadata": meta}
+
+
+def _create(s: ClusterSession, kind: str, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    from kubernetes import client
+
+    namespace = obj["metadata"].get("namespace")
+    body = getattr(client, f"V1{kind}").from_dict(obj)
+    extra: dict[str, Any] = {"dry_run": DRY_RUN} if dry_run else {}
+    args = (namespace, body) if namespace else (body,)
+    what = f"{'dry-run ' if dry_run else ''}create {_describe(kind, obj['metadata']['name'], namespace)}"
+    created: dict[str, Any] = s.call(_method(s, "create", kind), *args, what=what, **extra)
+    return created
+
+
+def preview_restore(s: ClusterSession, params: RestoreObjectParams, ctx: StepContext, *, action: str) -> Preview:
+    kind, obj = restorable(ctx.snapshots.load(params.snapshot))
+    label = _describe(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
+    try:
+        _create(s, kind, obj, dry_run=True)
+    except Conflict:
+        return Preview(action, f"{label} exists already: nothing to restore", noop=True)
+    return Preview(action, f"{label} will be re-created", {k: obj[k] for k in CONTENT_FIELDS if k in obj})
+
+
+def apply_restore(s: ClusterSession, params: RestoreObjectParams, ctx: StepContext, *, action: str) -> StepResult:
+    return restore(s, ctx.snapshots.load(params.snapshot), action=action)
+
+
+def restore(s: ClusterSession, document: dict[str, Any], *, action: str) -> StepResult:
+    kind, obj = restorable(document)
+    name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
+    label = _describe(kind, name, namespace)
+    try:
+        created = _create(s, kind, obj)
+    except Conflict:
+        existing = read(s, kind, name, namespace)
+        return _restored_already(kind, obj, existing, action=action)
+    target = version_of(kind, created)
+    return StepResult(action, Outcome.APPLIED, f"{label} restored", target=target, undo={"created_uid": target.uid})
+
+
+def _restored_already(kind: str, obj: dict[str, Any], existing: dict[str, Any], *, action: str) -> StepResult:
+    label = _describe(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
+    if any(existing.get(k) != obj.get(k) for k in CONTENT_FIELDS):
+        raise PermanentFailure(f"{label} exists with other rules or subjects than the snapshot: left alone")
+    message = f"{label} exists as in the snapshot: nothing to do"
+    return StepResult(action, Outcome.NOOP, message, target=version_of(kind, existing))
+
+
+def undo_restore(s: ClusterSession, params: RestoreObjectParams, result: StepResult, ctx: StepContext) -> StepResult:
+    """Delete what the restore created, and only that (same uid)."""
+    target = result.target
+    if target is None or not result.undo.get("created_uid"):
+        return StepResult(result.action, Outcome.NOOP, "the restore created nothing: nothing to undo")
+    label = _describe(target.kind, target.name, target.namespace)
+    try:
+        live = read(s, target.kind, target.name, target.namespace)
+    except NotFound:
+        return StepResult(result.action, Outcome.NOOP, f"{label} is gone already", target=target)
+    if live["metadata"].get("uid") != result.undo["created_uid"]:
+        return StepResult(result.action, Outcome.NOOP, f"{label} was re-created by someone else: left alone")
+    s.call(_method(s, "delete", target.kind), *_where(target.name, target.namespace), what=f"delete {label}")
+    return StepResult(result.action, Outcome.UNDONE, f"{label} deleted again", target=target)

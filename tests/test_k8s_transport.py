@@ -1,0 +1,184 @@
+"""How the Kubernetes actions reach a cluster: retries, faults, tokens, kubeconfigs, settings, RBAC manifest."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from kube_api import CLUSTER, DROP, NODES, Fault, Harness, KubeServer, make_harness, node
+from remediation.actions.k8s import ClusterClients, KubernetesActions, KubernetesSettings
+from remediation.actions.k8s.connect import AKS_SERVER_SCOPE, token_api_client
+from remediation.actions.k8s.handler import STEPS
+from remediation.actions.k8s.settings import SettingsError
+from remediation.actions.kubernetes import CordonNodeParams
+from remediation.actions.registry import ACTIONS
+from remediation.actions.runtime import Outcome, PermanentFailure, TransientFailure
+
+CORDON = "kubernetes.cordon_node"
+PARAMS = CordonNodeParams(cluster=CLUSTER, node="n1")
+MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "rbac.yaml"
+
+pytest_plugins = ["kube_api"]  # the `kube` and `k8s` fixtures
+
+
+def three_nodes(h: Harness) -> None:
+    for name in ("n1", "n2", "n3"):
+        h.emu.put(NODES, node(name))
+
+
+def test_500s_then_success(k8s: Harness) -> None:
+    three_nodes(k8s)
+    k8s.emu.fail("GET", "/api/v1/nodes/n1", 500, 503)
+    assert k8s.handler.apply(CORDON, PARAMS, k8s.ctx()).outcome is Outcome.APPLIED
+    assert len(k8s.clock.sleeps) == 2
+
+
+def test_429_retry_after_is_honoured(k8s: Harness) -> None:
+    three_nodes(k8s)
+    k8s.emu.fail("GET", "/api/v1/nodes", Fault(429, retry_after=7))
+    assert k8s.handler.apply(CORDON, PARAMS, k8s.ctx()).outcome is Outcome.APPLIED
+    assert k8s.clock.sleeps == [7.0]
+
+
+def test_a_dropped_connection_is_retried(k8s: Harness) -> None:
+    three_nodes(k8s)
+    k8s.emu.fail("PATCH", "/api/v1/nodes/n1", DROP)
+    assert k8s.handler.apply(CORDON, PARAMS, k8s.ctx()).outcome is Outcome.APPLIED
+
+
+def test_retries_are_bounded_and_end_transient(k8s: Harness) -> None:
+    three_nodes(k8s)
+    k8s.emu.fail("GET", "/api/v1/nodes/n1", *[500] * 10)
+    with pytest.raises(TransientFailure, match="read node n1 on aks-test: 500"):
+        k8s.handler.apply(CORDON, PARAMS, k8s.ctx())
+    assert len(k8s.clock.sleeps) == 3  # attempts=4
+
+
+def test_other_4xx_fail_at_once_with_the_api_message(k8s: Harness) -> None:
+    three_nodes(k8s)
+    k8s.emu.fail("GET", "/api/v1/nodes/n1", 403)
+    with pytest.raises(PermanentFailure, match="403 InjectedFault: injected 403") as caught:
+        k8s.handler.apply(CORDON, PARAMS, k8s.ctx())
+    assert not isinstance(caught.value, TransientFailure) and k8s.clock.sleeps == []
+
+
+def test_a_missing_node_is_a_permanent_failure_naming_it(k8s: Harness) -> None:
+    with pytest.raises(PermanentFailure, match="read node n1 on aks-test: 404 NotFound"):
+        k8s.handler.apply(CORDON, PARAMS, k8s.ctx())
+
+
+def test_connection_refused_until_the_server_comes_up(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = KubeServer()
+    server.url = f"http://127.0.0.1:{port}"
+    h = make_harness(server, tmp_path)
+    original_sleep = h.clock.sleep
+
+    def sleep_then_start(seconds: float) -> None:
+        original_sleep(seconds)
+        if len(h.clock.sleeps) == 2:  # refused twice, then the API server is up
+            server.start(port=port)
+            three_nodes(h)
+
+    object.__setattr__(h.handler._retry, "sleep", sleep_then_start)
+    try:
+        assert h.handler.apply(CORDON, PARAMS, h.ctx()).outcome is Outcome.APPLIED
+    finally:
+        server.stop()
+    assert len(h.clock.sleeps) == 2
+
+
+def test_kubeconfig_path_and_client_cache(kube: KubeServer, tmp_path: Path) -> None:
+    h = make_harness(kube, tmp_path)
+    three_nodes(h)
+    h.handler.apply(CORDON, PARAMS, h.ctx())
+    assert set(kube.authorizations()) == {"Bearer static-token"}
+    clients = ClusterClients(settings=KubernetesSettings(kubeconfigs={"aks-test": str(tmp_path / "kubeconfig")}))
+    aks_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/AKS-TEST"
+    assert clients.get("aks-test") is clients.get("AKS-test") is clients.get(aks_id)  # by name or resource id
+    with pytest.raises(PermanentFailure, match="no kubeconfig configured for cluster 'elsewhere'"):
+        clients.get("elsewhere")
+
+
+class ShortLivedTokens:
+    """A credential whose tokens live 10 minutes; it counts what it hands out."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.scopes.extend(scopes)
+        return SimpleNamespace(token=f"token-{len(self.scopes)}", expires_on=self.clock[0] + 600)
+
+
+def test_an_expiring_token_is_refreshed_through_the_hook(kube: KubeServer) -> None:
+    from kubernetes.client import CoreV1Api
+
+    kube.emulator.put(NODES, node("n1"))
+    now = [time.time()]
+    credential = ShortLivedTokens(now)
+    core = CoreV1Api(token_api_client(server=kube.url, credential=credential, clock=lambda: now[0]))
+    core.read_node("n1")
+    core.read_node("n1")
+    assert credential.scopes == [AKS_SERVER_SCOPE]  # still valid: no new token
+    now[0] += 400  # within 5 minutes of expiry
+    core.read_node("n1")
+    assert credential.scopes == [AKS_SERVER_SCOPE] * 2
+    assert kube.authorizations() == ["Bearer token-1", "Bearer token-1", "Bearer token-2"]
+
+
+def test_settings_from_env() -> None:
+    env = {
+        "REMEDIATION_PROTECTED_NAMESPACES": "falco, security ,",
+        "REMEDIATION_MAX_UNSCHEDULABLE_FRACTION": "0.25",
+        "REMEDIATION_KUBECONFIGS": '{"Local-Kind": "/home/me/.kube/kind"}',
+        "REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS": "10",
+    }
+    settings = KubernetesSettings.from_env(env)
+    assert {"kube-system", "gatekeeper-system", "falco", "security"} <= settings.protected_namespaces
+    assert settings.max_unschedulable_fraction == 0.25 and settings.request_timeout_seconds == 10
+    assert settings.kubeconfigs == {"local-kind": "/home/me/.kube/kind"}
+    assert KubernetesSettings.from_env({}).max_unschedulable_fraction == pytest.approx(1 / 3)
+    with pytest.raises(SettingsError, match="REMEDIATION_KUBECONFIGS"):
+        KubernetesSettings.from_env({"REMEDIATION_KUBECONFIGS": "[1]"})
+    with pytest.raises(SettingsError, match="REMEDIATION_MAX_UNSCHEDULABLE_FRACTION"):
+        KubernetesSettings.from_env({"REMEDIATION_MAX_UNSCHEDULABLE_FRACTION": "2"})
+
+
+def test_every_registered_kubernetes_action_has_an_implementation() -> None:
+    registered = {name for name in ACTIONS if name.startswith("kubernetes.")}
+    assert registered == set(STEPS) == KubernetesActions.from_env().actions
+    assert all(STEPS[name].params is ACTIONS[name].params for name in registered)
+
+
+def test_a_wrong_action_or_params_are_refused(k8s: Harness) -> None:
+    with pytest.raises(PermanentFailure, match="not a Kubernetes action"):
+        k8s.handler.apply("registry.quarantine_tag", PARAMS, k8s.ctx())
+    with pytest.raises(PermanentFailure, match="takes DrainNodeParams"):
+        k8s.handler.apply("kubernetes.drain_node", PARAMS, k8s.ctx())
+
+
+def test_the_rbac_manifest_grants_exactly_what_the_registry_declares() -> None:
+    declared = {
+        tuple(p.removeprefix("kubernetes: ").rsplit(" ", 1))
+        for name, spec in ACTIONS.items()
+        if name.startswith("kubernetes.")
+        for p in spec.permissions
+    }
+    role, binding = yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8"))
+    granted = set()
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted |= {(f"{group}/{resource}" if group else resource, verb) for verb in rule["verbs"]}
+    assert granted == declared
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] and binding["subjects"][0]["kind"] == "Group"
