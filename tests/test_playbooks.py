@@ -92,6 +92,7 @@ def test_the_shipped_playbooks_load_without_errors(shipped: PlaybookSet) -> None
         "pod-isolate",
         "rbac-delete-privileged-object",
         "rbac-notify-system-object",
+        "registry-notify-pusher-not-allowed",
         "registry-quarantine-latest-in-prod",
         "registry-quarantine-overwritten-tag",
     ]

@@ -236,14 +236,15 @@ def test_each_problem_is_named_precisely(tmp_path: Path, change: tuple[str, str]
 
 def test_registry_types_are_checked_and_normalised(tmp_path: Path) -> None:
     text = VALID.replace("source: defender", "source: registry").replace(
-        "[K8S_PrivilegedContainer]", "[ImagePushed, Microsoft.ContainerRegistry.ImageDeleted, ImageScanned]"
+        "[K8S_PrivilegedContainer]", "[ImagePushed, Microsoft.ContainerRegistry.ImageDeleted, ImageQuarantined]"
     )
     assert _errors(tmp_path, text) == [
-        "playbook 'isolate': on.types[2]: unknown registry event type 'ImageScanned' (expected one of "
+        "playbook 'isolate': on.types[2]: unknown registry event type 'ImageQuarantined' (expected one of "
         "Microsoft.ContainerRegistry.ChartDeleted, Microsoft.ContainerRegistry.ChartPushed, "
-        "Microsoft.ContainerRegistry.ImageDeleted, Microsoft.ContainerRegistry.ImagePushed)"
+        "Microsoft.ContainerRegistry.ImageDeleted, Microsoft.ContainerRegistry.ImagePushed, "
+        "Microsoft.ContainerRegistry.ImageScanned)"
     ]
-    (tmp_path / "p.yaml").write_text(text.replace(", ImageScanned", ""))
+    (tmp_path / "p.yaml").write_text(text.replace(", ImageQuarantined", ""))
     assert load_playbooks(tmp_path).playbooks[0].types == (
         "Microsoft.ContainerRegistry.ImagePushed",
         "Microsoft.ContainerRegistry.ImageDeleted",

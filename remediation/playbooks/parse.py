@@ -21,7 +21,7 @@ from remediation.playbooks.model import Playbook, Step
 from remediation.playbooks.paths import Getter, UnknownPath, compile_path
 from remediation.playbooks.schema import choice, duration, kind_of, mapping, positive_int, text, texts
 from remediation.playbooks.steps import parse_steps
-from remediation.signals.acr import ACR_EVENT_TYPES, full_event_type
+from remediation.signals.acr import ACR_EVENT_TYPES, DERIVED_EVENT_TYPES, full_event_type
 from remediation.signals.model import Severity, Source
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -90,13 +90,14 @@ def _trigger(raw: Any, problems: Problems) -> tuple[Source, tuple[str, ...], Sev
 
 
 def _event_types(source: Source, types: list[str], problems: Problems) -> tuple[str, ...]:
-    """Registry types are normalised to their full form and must be ACR events."""
+    """Registry types are normalised to their full form and must be ACR events (or ones the app derives)."""
     if source is not Source.REGISTRY:
         return tuple(types)
+    known = ACR_EVENT_TYPES | DERIVED_EVENT_TYPES
     full = tuple(full_event_type(kind) for kind in types)
     for index, kind in enumerate(full):
-        if kind not in ACR_EVENT_TYPES:
-            expected = ", ".join(sorted(ACR_EVENT_TYPES))
+        if kind not in known:
+            expected = ", ".join(sorted(known))
             problems.add(
                 f"on.types[{index}]", f"unknown registry event type {types[index]!r} (expected one of {expected})"
             )

@@ -23,6 +23,10 @@ ACR_PREFIX = "Microsoft.ContainerRegistry."
 ACR_EVENT_TYPES = frozenset(
     ACR_PREFIX + name for name in ("ImagePushed", "ImageDeleted", "ChartPushed", "ChartDeleted")
 )
+IMAGE_SCANNED = ACR_PREFIX + "ImageScanned"
+DERIVED_EVENT_TYPES = frozenset({IMAGE_SCANNED})
+"""Registry Signals the app makes itself (Defender findings that landed after a push); playbooks may
+answer them, but no sender may deliver them: the registry trigger rejects them like any unknown type."""
 _IMAGE_TYPES = frozenset({ACR_PREFIX + "ImagePushed", ACR_PREFIX + "ImageDeleted"})
 
 
