@@ -16,19 +16,23 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from remediation.actions.registry import get_action
 from remediation.incidents import (
     ApproverDirectory,
+    DecisionRefused,
     Incident,
     IncidentState,
     IncidentStore,
     StaticDirectory,
     UnknownIncident,
     approve,
+    is_approver,
     on_timeout,
     reject,
     supply_input,
 )
 from remediation.notify import LoggingNotifier, Notifier
+from remediation.plans import Plan
 from remediation.playbooks import PlaybookSet
 from remediation.signals import Signal
 from remediation.store.work import WorkQueue
@@ -51,17 +55,25 @@ class Engine:
         notifier: Notifier | None = None,
         directory: ApproverDirectory | None = None,
         work: WorkQueue | None = None,
+        enrich: Callable[[Signal], Signal] | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.playbooks = playbooks
         self.incidents = incidents
         self._work = work
+        self._enrich = enrich
         self._notifier = notifier or LoggingNotifier()
         self._directory = directory or StaticDirectory()
         self._clock = clock
 
     def handle(self, signal: Signal) -> None:
-        """Open an incident per matching playbook, or fold the Signal into the open one."""
+        """Open an incident per matching playbook, or fold the Signal into the open one.
+
+        `enrich` (the registry push policy) first adds what the event alone does not say: a tag
+        overwrite, a disallowed tag or pusher, Defender's findings for the digest.
+        """
+        if self._enrich is not None:
+            signal = self._enrich(signal)
         for plan in self.playbooks.match(signal):
             incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
             if opened:
@@ -92,6 +104,38 @@ class Engine:
             return supply_input(incident, params=params, at=self._clock())
 
         return self._decide(incident_id, change, actor=user)
+
+    def open_manual(self, *, plan: Plan, signal: Signal, requester: str) -> Incident:
+        """A person's run of a playbook: always its own incident, which `requester` may not approve."""
+        incident, _ = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock(), requester=requester)
+        logger.info("manual incident opened", extra=_fields(incident, requester=requester))
+        self._notifier.incident_opened(incident)
+        self._dispatch(incident)
+        return incident
+
+    def request_undo(self, incident_id: str, *, user: str) -> Incident:
+        """Put a succeeded incident's undo on the work queue for the executor (which records the undo).
+
+        Only an approver of the incident may ask, and only when every inverse is non-destructive; a
+        destructive undo would need its own approval, which is not built (DecisionRefused says so).
+        """
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            raise UnknownIncident(incident_id)
+        if incident.state is not IncidentState.SUCCEEDED:
+            raise DecisionRefused(f"only a succeeded incident can be undone; {incident.id} is {incident.state.value}")
+        if not is_approver(incident, user=user, directory=self._directory):
+            raise DecisionRefused(f"only an approver of playbook {incident.playbook} may undo its incidents")
+        blockers = undo_blockers(incident.plan)
+        if blockers:
+            raise DecisionRefused(
+                "this undo needs its own approval, which is not supported yet: " + "; ".join(blockers)
+            )
+        if self._work is None:
+            raise DecisionRefused("no executor queue is configured, so nothing can be undone here")
+        self._work.enqueue(incident_id=incident.id, kind="undo")
+        logger.info("undo requested", extra=_fields(incident, actor=user))
+        return incident
 
     def on_timer(self) -> list[Incident]:
         """The minute tick: audit left pending by a crashed writer first, then timeouts."""
@@ -146,6 +190,18 @@ class Engine:
             self._notifier.approval_needed(incident)
         else:
             self._notifier.incident_updated(incident)
+
+
+def undo_blockers(plan: Plan) -> list[str]:
+    """Why the plan's steps cannot be undone without a new approval (empty: they can)."""
+    blockers = []
+    for step in plan.steps:
+        spec = get_action(step.action)
+        if not spec.reversible:
+            blockers.append(f"{step.action} cannot be undone")
+        elif spec.inverse is not None and get_action(spec.inverse).destructive:
+            blockers.append(f"undoing {step.action} ({spec.inverse}) is destructive")
+    return blockers
 
 
 def _fields(incident: Incident, **more: Any) -> dict[str, Any]:

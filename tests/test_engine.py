@@ -152,3 +152,19 @@ class TestAuditVerify:
         out = capsys.readouterr().out
         assert incident.id in out
         assert "edited" in out
+
+
+class TestUndoBlockers:
+    def test_only_steps_whose_undo_cannot_restore_block_an_undo(self) -> None:
+        from remediation.engine import undo_blockers
+        from remediation.plans import ApprovalPolicy, Plan, PlannedStep
+
+        def plan(*actions: str) -> Plan:
+            return Plan(playbook="p", steps=tuple(PlannedStep(action=a) for a in actions), approval=ApprovalPolicy())
+
+        assert (
+            undo_blockers(plan("kubernetes.cordon_node", "kubernetes.scale_to_zero", "registry.quarantine_tag")) == []
+        )
+        assert undo_blockers(plan("kubernetes.cordon_node", "kubernetes.delete_pod")) == [
+            "kubernetes.delete_pod cannot be undone"
+        ]

@@ -74,6 +74,8 @@ class TestRegistration:
             "defender_alerts_eventgrid",
             "defender_alerts_http",
             "approval_timeouts",
+            "registry_findings",
+            "slack_events",
         }
         timer = host.bindings("approval_timeouts")[0]
         assert (timer["type"], timer["schedule"]) == ("timerTrigger", "0 * * * * *")
@@ -226,12 +228,25 @@ class TestInfrastructureFailure:
 class TestSettings:
     def test_the_example_settings_hold_every_setting_the_app_reads(self) -> None:
         example = json.loads((Path(__file__).parent.parent / "local.settings.example.json").read_text())["Values"]
-        settings_source = (Path(__file__).parent.parent / "remediation" / "settings.py").read_text()
-        read = set(re.findall(r'setting\("([A-Za-z_]+)"', settings_source))
+        root = Path(__file__).parent.parent
+        sources = [
+            path.read_text()
+            for folder in ("remediation", "bot", "functions")
+            for path in root.glob(f"{folder}/**/*.py")
+        ]
+        read = {name for source in sources for name in re.findall(r'"((?:REMEDIATION|SLACK)_[A-Z0-9_]+)"', source)}
+        read |= set(re.findall(r'setting\("([A-Za-z_]+)"', (root / "remediation" / "settings.py").read_text()))
         for name in host.registered():
             for binding in host.bindings(name):
                 read |= {value.strip("%") for value in binding.values() if isinstance(value, str) and "%" in value}
                 if "connection" in binding:
                     read.add(binding["connection"])
         assert read - set(example) == set()
-        assert {"AzureWebJobsStorage", "REMEDIATION_PLAYBOOKS_DIR", "DEFENDER_EVENTHUB_NAME"} <= read
+        assert {"AzureWebJobsStorage", "REMEDIATION_KUBECONFIGS", "SLACK_BOT_TOKEN", "DEFENDER_EVENTHUB_NAME"} <= read
+
+
+def test_the_findings_queue_name_is_the_one_the_push_policy_writes_to() -> None:
+    from functions.registry_findings import QUEUE
+    from remediation.registry_policy.recheck import QUEUE as WRITTEN
+
+    assert host.bindings("registry_findings")[0]["queueName"] == QUEUE == WRITTEN

@@ -1,0 +1,80 @@
+"""The Bolt app: Slack's signed requests routed to the bot's handlers, built once per worker.
+
+Neighbours: `functions/slack_events.py` feeds it requests through `bot.adapter`; the handlers are
+`bot.interactions` (buttons, modal), `bot.commands` (`/remediate`) and `bot.home` (App Home).
+`process_before_response=True` because a Function cannot work after its response; every handler
+only records a decision or reads state, so it answers well within Slack's 3 seconds. Bolt injects
+listener arguments by parameter name (`ack`, `body`...), which is why the listeners below take
+positional parameters, against the house rule of keyword-only arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.blocks import APPROVE, DETAILS, PROVIDE_INPUT, REJECT, UNDO
+from bot.commands import Commands
+from bot.home import publish_home
+from bot.interactions import Interactions, Note
+from bot.views import INPUT_CALLBACK
+from remediation.engine import Engine
+
+if TYPE_CHECKING:
+    from slack_bolt import Ack, App
+    from slack_sdk import WebClient
+
+logger = logging.getLogger(__name__)
+
+COMMAND = "/remediate"
+
+
+def build_app(*, engine: Engine, client: WebClient, signing_secret: str, note: Note | None = None) -> App:
+    from slack_bolt import App
+
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+        process_before_response=True,
+        logger=logging.getLogger("bot.bolt"),
+    )
+    _buttons(app, Interactions(engine=engine, client=client, note=note))
+    commands = Commands(engine=engine, note=note)
+
+    @app.command(COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        ack(**commands.answer(text=command.get("text", ""), user=command["user_id"]))
+
+    @app.event("app_home_opened")
+    def on_home(ack: Ack, event: dict[str, Any]) -> None:
+        ack()
+        if event.get("tab", "home") == "home":
+            publish_home(engine=engine, client=client, user=event["user"])
+
+    return app
+
+
+def _buttons(app: App, interactions: Interactions) -> None:
+    routes = {
+        APPROVE: interactions.approve,
+        REJECT: interactions.reject,
+        DETAILS: interactions.details,
+        UNDO: interactions.undo,
+        PROVIDE_INPUT: interactions.open_input,
+    }
+    for action_id, handler in routes.items():
+        app.action(action_id)(_acked(handler))
+
+    @app.view(INPUT_CALLBACK)
+    def on_input(ack: Ack, body: dict[str, Any]) -> None:
+        answer = interactions.submit_input(payload=body)
+        ack(**answer) if answer else ack()
+
+
+def _acked(handler: Any) -> Any:
+    def listener(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        handler(payload=body)
+
+    return listener

@@ -1,0 +1,133 @@
+"""What a click does: Approve, Reject, Details, Undo, Provide input and the input modal's submission.
+
+Neighbours: `bot.app` routes Bolt's listeners here after acknowledging; the engine
+(`remediation.engine.Engine`) records each decision and enqueues approved work itself, so nothing
+slow runs in the click. Refusals (`DecisionRefused`: not an approver, the two-person rule, already
+decided, expired) are shown to the clicker alone with `chat.postEphemeral`; the shared message is
+updated by the engine's notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.inputs import check_inputs
+from bot.limits import FALLBACK_TEXT, cut
+from bot.views import PARAM_BLOCK, details_blocks, input_modal, submitted_values
+from remediation.engine import Engine
+from remediation.incidents import DecisionRefused, Incident, IncidentState, UnknownIncident
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+logger = logging.getLogger(__name__)
+
+Note = Callable[[str, str], None]
+
+
+class Interactions:
+    def __init__(self, *, engine: Engine, client: WebClient, note: Note | None = None) -> None:
+        self._engine = engine
+        self._client = client
+        self._note = note
+
+    def approve(self, *, payload: dict[str, Any]) -> None:
+        self._decide(payload, self._engine.approve, done="Your approval is recorded")
+
+    def reject(self, *, payload: dict[str, Any]) -> None:
+        self._decide(payload, self._engine.reject, done="Your rejection is recorded")
+
+    def details(self, *, payload: dict[str, Any]) -> None:
+        incident = self._incident(payload)
+        if incident is not None:
+            self._tell(payload, f"Details of {incident.id}", blocks=details_blocks(incident))
+
+    def undo(self, *, payload: dict[str, Any]) -> None:
+        user, incident_id = _who_and_what(payload)
+        try:
+            self._engine.request_undo(incident_id, user=user)
+        except (DecisionRefused, UnknownIncident) as refused:
+            self._tell(payload, f"Not undone: {_reason(refused)}")
+            return
+        if self._note is not None:
+            self._note(incident_id, f":leftwards_arrow_with_hook: Undo requested by <@{user}>: queued for the executor")
+        self._tell(payload, "Undo queued: the executor reverts the steps and this message will show it")
+
+    def open_input(self, *, payload: dict[str, Any]) -> None:
+        incident = self._incident(payload)
+        if incident is None:
+            return
+        if incident.state is not IncidentState.NEEDS_INPUT:
+            self._tell(payload, f"{incident.id} does not need input (it is {incident.state.value})")
+            return
+        self._client.views_open(trigger_id=payload["trigger_id"], view=input_modal(incident))
+
+    def submit_input(self, *, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """None to close the modal, or the `response_action: errors` answer naming each bad field."""
+        view, user = payload["view"], payload["user"]["id"]
+        incident = self._engine.incidents.get(view.get("private_metadata", ""))
+        if incident is None:
+            return None  # nothing to attach an error to; the incident is gone
+        values, errors = check_inputs(incident, submitted_values(view))
+        if not errors:
+            try:
+                self._engine.supply_input(incident.id, user=user, params=values)
+            except (DecisionRefused, UnknownIncident) as refused:
+                first = incident.plan.missing[0].param if incident.plan.missing else ""
+                errors = {PARAM_BLOCK + first: cut(_reason(refused), 150)}
+        if errors:
+            logger.info("input refused", extra={"incident_id": incident.id, "fields": sorted(errors)})
+            return {"response_action": "errors", "errors": errors}
+        return None
+
+    def _decide(self, payload: dict[str, Any], decide: Callable[..., Incident], *, done: str) -> None:
+        user, incident_id = _who_and_what(payload)
+        try:
+            incident = decide(incident_id, user=user)
+        except (DecisionRefused, UnknownIncident) as refused:
+            logger.info(
+                "decision refused", extra={"incident_id": incident_id, "actor": user, "reason": _reason(refused)}
+            )
+            self._tell(payload, f"Not recorded: {_reason(refused)}")
+            return
+        self._tell(payload, f"{done} ({incident.approval_progress()}; the incident is {incident.state.value})")
+
+    def _incident(self, payload: dict[str, Any]) -> Incident | None:
+        _, incident_id = _who_and_what(payload)
+        incident = self._engine.incidents.get(incident_id)
+        if incident is None:
+            self._tell(payload, f"There is no incident {incident_id}")
+        return incident
+
+    def _tell(self, payload: dict[str, Any], text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        """An ephemeral reply to the clicker, in the channel of the message they clicked."""
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+        if not channel:
+            return
+        arguments: dict[str, Any] = {
+            "channel": channel,
+            "user": payload["user"]["id"],
+            "text": cut(text, FALLBACK_TEXT),
+        }
+        if blocks is not None:
+            arguments["blocks"] = blocks
+        try:
+            self._client.chat_postEphemeral(**arguments)
+        except (SlackApiError, SlackClientError, OSError) as problem:
+            logger.warning("ephemeral reply failed", extra={"error": type(problem).__name__, "channel": channel})
+
+
+def _who_and_what(payload: dict[str, Any]) -> tuple[str, str]:
+    return payload["user"]["id"], str(payload["actions"][0].get("value", ""))
+
+
+def _reason(problem: Exception) -> str:
+    if isinstance(problem, DecisionRefused):
+        return problem.reason
+    if isinstance(problem, UnknownIncident):
+        return f"there is no incident {problem.incident_id}"
+    return str(problem)

@@ -1,0 +1,32 @@
+"""Slack to us: interactivity (buttons, modals), the `/remediate` command and events, on one URL.
+
+`POST /api/slack/events`, anonymous at the Functions level because Slack cannot send a function
+key: Bolt checks Slack's signature and 5-minute replay window on the raw body instead (401 when
+either fails, before anything is read). Translation only; `bot/` does the rest. The time to
+acknowledge is logged on every request (Slack gives up after 3 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import azure.functions as func
+
+from functions import wiring
+
+logger = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+
+@bp.function_name("slack_events")
+@bp.route(route="slack/events", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def slack_events(req: func.HttpRequest) -> func.HttpResponse:
+    from bot.adapter import handle
+
+    started = time.perf_counter()
+    response = handle(wiring.slack_app(), req)
+    ack_ms = round((time.perf_counter() - started) * 1000, 1)
+    logger.info("slack request answered in %.1f ms", ack_ms, extra={"ack_ms": ack_ms, "status": response.status_code})
+    return response
