@@ -2,7 +2,14 @@
 
 import azure.functions as func
 
-from functions import approval_timeouts, defender_alerts, registry_events, registry_findings, slack_events
+from functions import (
+    approval_timeouts,
+    defender_alerts,
+    executor,
+    registry_events,
+    registry_findings,
+    slack_events,
+)
 
 app = func.FunctionApp()
 app.register_functions(registry_events.bp)
@@ -10,3 +17,4 @@ app.register_functions(defender_alerts.bp)
 app.register_functions(approval_timeouts.bp)
 app.register_functions(slack_events.bp)
 app.register_functions(registry_findings.bp)
+app.register_functions(executor.bp)

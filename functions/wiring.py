@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from bot.config import SlackSettings
     from bot.directory import SlackDirectory
     from bot.notifier import SlackNotifier
+    from remediation.actions.handlers import HandlerSet
     from remediation.engine import Engine
+    from remediation.executor import Executor
     from remediation.registry_policy import FindingsRecheck
+    from remediation.store.snapshots import BlobSnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ def engine() -> Engine:
     someone has fixed the playbooks: no event is handled by half a policy, and none is lost.
     """
     from remediation.engine import Engine
+    from remediation.executor import Previewer
     from remediation.playbooks import PlaybookErrors, load_playbooks
     from remediation.registry_policy.build import push_policy
     from remediation.store.incidents import TableIncidentStore
@@ -67,7 +71,31 @@ def engine() -> Engine:
         notifier=notifier,
         directory=directory,
         enrich=push_policy().enrich,
+        previewer=Previewer(handlers=handlers(), snapshots=snapshots()),
     )
+
+
+@functools.cache
+def executor() -> Executor:
+    from remediation.executor import Executor
+
+    engine_ = engine()
+    return Executor(incidents=engine_.incidents, handlers=handlers(), snapshots=snapshots(), notifier=engine_.notifier)
+
+
+@functools.cache
+def handlers() -> HandlerSet:
+    from remediation.actions.handlers import from_env
+
+    return from_env()
+
+
+@functools.cache
+def snapshots() -> BlobSnapshotStore:
+    from remediation.store.snapshots import BlobSnapshotStore
+
+    settings = _settings()
+    return BlobSnapshotStore.from_connection_string(settings.storage_connection, container=settings.snapshots_container)
 
 
 @functools.cache
@@ -127,6 +155,9 @@ def reset() -> None:
     """Forget the built objects (settings changed); the next call builds them anew."""
     intake.cache_clear()
     engine.cache_clear()
+    executor.cache_clear()
+    handlers.cache_clear()
+    snapshots.cache_clear()
     findings_recheck.cache_clear()
     slack.cache_clear()
     slack_notifier.cache_clear()

@@ -11,6 +11,7 @@ Nothing here knows about Slack or Azure Functions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -56,13 +57,15 @@ class Engine:
         directory: ApproverDirectory | None = None,
         work: WorkQueue | None = None,
         enrich: Callable[[Signal], Signal] | None = None,
+        previewer: Callable[[Incident], tuple[Mapping[str, Any], ...]] | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.playbooks = playbooks
         self.incidents = incidents
         self._work = work
         self._enrich = enrich
-        self._notifier = notifier or LoggingNotifier()
+        self._previewer = previewer
+        self.notifier: Notifier = notifier or LoggingNotifier()
         self._directory = directory or StaticDirectory()
         self._clock = clock
 
@@ -78,10 +81,11 @@ class Engine:
             incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
             if opened:
                 logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
-                self._notifier.incident_opened(incident)
+                incident = self._preview(incident)
+                self.notifier.incident_opened(incident)
                 self._dispatch(incident)
             else:
-                self._notifier.incident_updated(incident)
+                self.notifier.incident_updated(incident)
 
     def approve(self, incident_id: str, *, user: str) -> Incident:
         """Record `user`'s approval; raises DecisionRefused with a reason to show them."""
@@ -103,13 +107,13 @@ class Engine:
         def change(incident: Incident) -> Incident:
             return supply_input(incident, params=params, at=self._clock())
 
-        return self._decide(incident_id, change, actor=user)
+        return self._decide(incident_id, change, actor=user, preview=True)
 
     def open_manual(self, *, plan: Plan, signal: Signal, requester: str) -> Incident:
         """A person's run of a playbook: always its own incident, which `requester` may not approve."""
         incident, _ = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock(), requester=requester)
         logger.info("manual incident opened", extra=_fields(incident, requester=requester))
-        self._notifier.incident_opened(incident)
+        self.notifier.incident_opened(incident)
         self._dispatch(incident)
         return incident
 
@@ -168,16 +172,27 @@ class Engine:
                 self._dispatch(updated)
         return changed
 
-    def _decide(self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str) -> Incident:
+    def _decide(
+        self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str, preview: bool = False
+    ) -> Incident:
         current = self.incidents.get(incident_id)
         if current is None:
             raise UnknownIncident(incident_id)
         updated = self.incidents.update(current, change, actor=actor)
         logger.info("decision recorded", extra=_fields(updated, actor=actor))
+        if preview:  # before the executor may see it: the approval binds to what the preview read
+            updated = self._preview(updated)
         self._announce(updated, previous=current)
         if current.state is not IncidentState.APPROVED:
             self._dispatch(updated)
         return updated
+
+    def _preview(self, incident: Incident) -> Incident:
+        """Record each step's preview: the approval binds to the target versions it shows."""
+        if self._previewer is None or incident.plan.missing:
+            return incident
+        previews = self._previewer(incident)
+        return self.incidents.update(incident, lambda current: dataclasses.replace(current, previews=previews))
 
     def _dispatch(self, incident: Incident) -> None:
         """Hand an approved incident to the executor; the executor's claim makes a repeat harmless."""
@@ -187,9 +202,9 @@ class Engine:
     def _announce(self, incident: Incident, *, previous: Incident) -> None:
         """An escalation is a new request to a new audience; anything else updates the incident."""
         if incident.state is IncidentState.ESCALATED and previous.state is not IncidentState.ESCALATED:
-            self._notifier.approval_needed(incident)
+            self.notifier.approval_needed(incident)
         else:
-            self._notifier.incident_updated(incident)
+            self.notifier.incident_updated(incident)
 
 
 def undo_blockers(plan: Plan) -> list[str]:

@@ -25,6 +25,7 @@ class Settings:
     incidents_table: str = "incidents"
     audit_table: str = "audit"
     actions_queue: str = "remediation-actions"
+    snapshots_container: str = "snapshots"
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
 
     @classmethod
@@ -46,5 +47,6 @@ class Settings:
             incidents_table=setting("REMEDIATION_INCIDENTS_TABLE", "incidents"),
             audit_table=setting("REMEDIATION_AUDIT_TABLE", "audit"),
             actions_queue=setting("REMEDIATION_ACTIONS_QUEUE", "remediation-actions"),
+            snapshots_container=setting("REMEDIATION_SNAPSHOTS_CONTAINER", "snapshots"),
             playbooks_dir=Path(setting("REMEDIATION_PLAYBOOKS_DIR", str(DEFAULT_PLAYBOOKS_DIR))),
         )

@@ -13,6 +13,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.eventhub import EventHubTriggerConverter
+from azure.functions.queue import QueueMessageInConverter
 
 
 @functools.cache
@@ -60,3 +61,10 @@ def http_post(route: str, body: bytes, headers: dict[str, str] | None = None) ->
         headers={"Content-Type": "application/json", **(headers or {})},
         body=body,
     )
+
+
+def queue_message(body: bytes, *, message_id: str = "m-1", dequeue_count: int = 1) -> func.QueueMessage:
+    """A queue message as the worker hands it to a queue trigger (the host has base64-decoded it)."""
+    metadata = {"Id": meta.Datum(message_id, "string"), "DequeueCount": meta.Datum(dequeue_count, "int")}
+    message: func.QueueMessage = QueueMessageInConverter.decode(meta.Datum(body, "bytes"), trigger_metadata=metadata)
+    return message

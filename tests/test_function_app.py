@@ -75,6 +75,7 @@ class TestRegistration:
             "defender_alerts_http",
             "approval_timeouts",
             "registry_findings",
+            "remediation_executor",
             "slack_events",
         }
         timer = host.bindings("approval_timeouts")[0]

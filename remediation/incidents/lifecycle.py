@@ -8,7 +8,9 @@ and `mark_undone` with the store's `update`. Decisions of people live in `.decis
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from remediation.audit import truncate_json
 from remediation.incidents.model import TERMINAL_FOR_GROUPING, Incident, IncidentState, new_incident_id, transition
@@ -77,13 +79,14 @@ def start_execution(incident: Incident, *, at: datetime) -> Incident:
     return transition(incident, _S.EXECUTING, at=at)
 
 
-def complete_step(incident: Incident, *, step: int, at: datetime) -> Incident:
-    """Record that step `step` (0-based) finished; recording it again changes nothing."""
+def complete_step(incident: Incident, *, step: int, at: datetime, result: Mapping[str, Any] | None = None) -> Incident:
+    """Record that step `step` (0-based) finished, with its result; recording it again changes nothing."""
     if incident.state is not _S.EXECUTING:
         raise ValueError(f"incident {incident.id} is {incident.state.value}, not executing: step {step} not recorded")
     if step + 1 <= incident.completed_steps:
         return incident
-    return dataclasses.replace(incident, completed_steps=step + 1, updated_at=at)
+    results = (*incident.step_results, dict(result or {}))
+    return dataclasses.replace(incident, completed_steps=step + 1, step_results=results, updated_at=at)
 
 
 def succeed(incident: Incident, *, at: datetime) -> Incident:

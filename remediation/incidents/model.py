@@ -101,6 +101,10 @@ class Incident:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     completed_steps: int = 0
+    step_results: tuple[Mapping[str, Any], ...] = ()  # each completed step's StepResult JSON (undo needs it)
+    previews: tuple[Mapping[str, Any], ...] = ()  # per step: summary, target version bound by the approval
+    undo_steps: int = 0  # steps undone so far, last first
+    lease_until: datetime | None = None  # an executor is running the steps until then (renewed per step)
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -138,6 +142,10 @@ class Incident:
             "inputs": dict(self.inputs),
             "last_error": self.last_error,
             "completed_steps": self.completed_steps,
+            "step_results": [dict(result) for result in self.step_results],
+            "previews": [dict(preview) for preview in self.previews],
+            "undo_steps": self.undo_steps,
+            "lease_until": None if self.lease_until is None else timestamp(self.lease_until),
         }
 
     @classmethod
@@ -164,6 +172,10 @@ class Incident:
             inputs=dict(data.get("inputs") or {}),
             last_error=data.get("last_error"),
             completed_steps=int(data.get("completed_steps", 0)),
+            step_results=tuple(dict(result) for result in data.get("step_results") or ()),
+            previews=tuple(dict(preview) for preview in data.get("previews") or ()),
+            undo_steps=int(data.get("undo_steps", 0)),
+            lease_until=None if data.get("lease_until") is None else _parse_time(data["lease_until"]),
             etag=etag,
         )
 

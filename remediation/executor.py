@@ -1,0 +1,258 @@
+"""The executor: runs an approved incident's steps exactly once, or undoes them, and says so.
+
+Neighbours: the queue trigger in `functions/executor.py` calls `execute`, `undo` or `give_up` for
+each work message; the `IncidentStore` persists every claim and every completed step (ETag
+concurrency); handlers from `remediation.actions` do the work; a `Notifier` reports progress.
+
+Exactly once: the claim is the transition approved -> executing, so a second delivery or a second
+worker finds the incident taken and stops. Each step's result is stored before the next step
+starts; a redelivery after a crash resumes after the last stored step (the handlers are idempotent
+by key and keep their first snapshot, so a step cut off mid-way is safely run again). A worker's
+claim is a lease renewed at every step: an executing incident whose lease ran out was left by a
+dead worker and is taken over. A transient failure releases the lease, so the host's next
+delivery of the message resumes at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from remediation.actions.registry import get_action
+from remediation.actions.runtime import (
+    ActionHandler,
+    PermanentFailure,
+    SnapshotStore,
+    StepContext,
+    StepResult,
+    TargetVersion,
+    TransientFailure,
+)
+from remediation.incidents import (
+    IllegalTransition,
+    Incident,
+    IncidentState,
+    IncidentStore,
+    UnknownIncident,
+    complete_step,
+    fail,
+    mark_undone,
+    start_execution,
+    succeed,
+)
+from remediation.notify import LoggingNotifier, Notifier
+from remediation.plans import PlannedStep
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=15)  # longer than the longest step (a drain's default timeout is 10 minutes)
+HandlerLookup = Callable[[str], ActionHandler]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        incidents: IncidentStore,
+        handlers: HandlerLookup,
+        snapshots: SnapshotStore,
+        notifier: Notifier | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        lease: timedelta = LEASE,
+    ) -> None:
+        self._incidents = incidents
+        self._handlers = handlers
+        self._snapshots = snapshots
+        self._notifier = notifier or LoggingNotifier()
+        self._clock = clock
+        self._lease = lease
+
+    def execute(self, incident_id: str) -> Incident:
+        """Run the remaining steps. TransientFailure propagates (the host retries the message)."""
+        incident, won = self._claim(self._get(incident_id))
+        if not won:
+            return incident
+        try:
+            for index in range(incident.completed_steps, len(incident.plan.steps)):
+                incident = self._run_step(incident, index)
+        except PermanentFailure as failure:
+            return self._finish(incident, error=str(failure))
+        except TransientFailure as failure:
+            self._release(incident, error=str(failure))
+            raise
+        return self._finish(incident, error=None)
+
+    def undo(self, incident_id: str) -> Incident:
+        """Run each completed step's undo, last step first, from its stored result and snapshot."""
+        incident = self._get(incident_id)
+        if incident.state is not IncidentState.SUCCEEDED:
+            logger.warning("undo ignored: incident is not succeeded", extra=_fields(incident))
+            return incident
+        for index in reversed(range(len(incident.step_results) - incident.undo_steps)):
+            incident = self._undo_step(incident, index)
+        incident = self._incidents.update(incident, lambda current: mark_undone(current, at=self._clock()))
+        logger.info("incident undone", extra=_fields(incident))
+        self._notifier.incident_finished(incident)
+        return incident
+
+    def give_up(self, incident_id: str, *, error: str) -> Incident:
+        """The message failed its last delivery (poison): the incident ends failed, visibly."""
+        incident = self._get(incident_id)
+        if incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
+            return incident
+        return self._finish(incident, error=f"gave up after repeated failures: {error}")
+
+    def _get(self, incident_id: str) -> Incident:
+        incident = self._incidents.get(incident_id)
+        if incident is None:
+            raise UnknownIncident(incident_id)
+        return incident
+
+    def _claim(self, incident: Incident) -> tuple[Incident, bool]:
+        """approved -> executing, or take over an executing incident whose lease ran out.
+
+        True when this worker won the claim; False for a duplicate delivery, a finished incident,
+        or an incident another live worker is executing.
+        """
+        won = False
+
+        def change(current: Incident) -> Incident:
+            nonlocal won
+            now, won = self._clock(), False  # the store may run this again on a fresher state
+            lease = now + self._lease
+            if current.state is IncidentState.APPROVED:
+                won = True
+                return dataclasses.replace(start_execution(current, at=now), lease_until=lease)
+            if current.state is IncidentState.EXECUTING and (current.lease_until is None or current.lease_until <= now):
+                won = True
+                logger.warning("resuming an incident no executor holds", extra=_fields(current))
+                return dataclasses.replace(current, updated_at=now, lease_until=lease)
+            return current
+
+        claimed = self._incidents.update(incident, change)
+        if not won:
+            logger.info("not executing: taken, finished or not approved", extra=_fields(claimed))
+        return claimed, won
+
+    def _run_step(self, incident: Incident, index: int) -> Incident:
+        step = incident.plan.steps[index]
+        ctx = self._context(incident, index)
+        handler, params = self._handler(step)
+        _require_binding(step, ctx.expected, index)
+        try:
+            result = handler.apply(step.action, params, ctx)
+        except (PermanentFailure, TransientFailure):
+            raise
+        except Exception as error:  # unknown errors in an action are permanent: never guess twice
+            logger.exception("step failed unexpectedly", extra=_fields(incident, step=index))
+            raise PermanentFailure(f"step {index + 1} ({step.action}) failed: {error}") from error
+        logger.info("step done", extra=_fields(incident, step=index, action=step.action, outcome=result.outcome.value))
+
+        def record(current: Incident) -> Incident:
+            now = self._clock()
+            done = complete_step(current, step=index, at=now, result=result.to_json())
+            return dataclasses.replace(done, lease_until=now + self._lease)
+
+        updated = self._incidents.update(incident, record)
+        self._notifier.step_progress(updated, step=index, message=result.message)
+        return updated
+
+    def _undo_step(self, incident: Incident, index: int) -> Incident:
+        step = incident.plan.steps[index]
+        handler, params = self._handler(step)
+        result = StepResult.from_json(incident.step_results[index])
+        undone = handler.undo(step.action, params, result, self._context(incident, index))
+        self._notifier.step_progress(incident, step=index, message=f"undo: {undone.message}")
+        return self._incidents.update(
+            incident, lambda current: dataclasses.replace(current, undo_steps=current.undo_steps + 1)
+        )
+
+    def _handler(self, step: PlannedStep) -> tuple[ActionHandler, Any]:
+        try:
+            params = get_action(step.action).validate(step.params)
+        except ValueError as problem:
+            raise PermanentFailure(f"{step.action}: invalid parameters: {problem}") from None
+        return self._handlers(step.action), params
+
+    def _context(self, incident: Incident, index: int) -> StepContext:
+        def progress(message: str) -> None:
+            self._notifier.step_progress(incident, step=index, message=message)
+
+        return StepContext(
+            incident_id=incident.id,
+            step=index,
+            snapshots=self._snapshots,
+            progress=progress,
+            expected=_bound_target(incident.previews, index),
+        )
+
+    def _release(self, incident: Incident, *, error: str) -> None:
+        """Give the lease back after a transient failure, keeping the error for the responder."""
+        logger.warning("step will be retried: %s", error, extra=_fields(incident))
+        self._incidents.update(
+            incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=error[:2000])
+        )
+
+    def _finish(self, incident: Incident, *, error: str | None) -> Incident:
+        def change(current: Incident) -> Incident:
+            now = self._clock()
+            ended = succeed(current, at=now) if error is None else fail(current, at=now, error=error)
+            return dataclasses.replace(ended, lease_until=None)
+
+        try:
+            finished = self._incidents.update(incident, change)
+        except IllegalTransition:
+            return self._get(incident.id)
+        log = logger.info if error is None else logger.error
+        log("incident %s", finished.state.value, extra=_fields(finished, error=error))
+        self._notifier.incident_finished(finished)
+        return finished
+
+
+def _bound_target(previews: tuple[Mapping[str, Any], ...], index: int) -> TargetVersion | None:
+    if index >= len(previews) or not previews[index].get("target"):
+        return None
+    return TargetVersion.from_json(previews[index]["target"])
+
+
+def _require_binding(step: PlannedStep, expected: TargetVersion | None, index: int) -> None:
+    """A destructive step runs only against the exact target the approvers saw in its preview."""
+    if expected is None and get_action(step.action).destructive:
+        raise PermanentFailure(
+            f"step {index + 1} ({step.action}) has no previewed target to bind the approval to: "
+            "nothing was changed; open the incident again once its target can be read"
+        )
+
+
+def _fields(incident: Incident, **more: Any) -> dict[str, Any]:
+    return {"incident_id": incident.id, "playbook": incident.playbook, "state": incident.state.value, **more}
+
+
+class Previewer:
+    """Each step's preview when an incident opens: what the approvers see, and the exact target
+    version their approval binds to. A step that cannot be previewed says why; nothing is guessed."""
+
+    def __init__(self, *, handlers: HandlerLookup, snapshots: SnapshotStore) -> None:
+        self._handlers = handlers
+        self._snapshots = snapshots
+
+    def __call__(self, incident: Incident) -> tuple[Mapping[str, Any], ...]:
+        return tuple(self._one(incident, index, step) for index, step in enumerate(incident.plan.steps))
+
+    def _one(self, incident: Incident, index: int, step: PlannedStep) -> Mapping[str, Any]:
+        ctx = StepContext(incident_id=incident.id, step=index, snapshots=self._snapshots)
+        try:
+            params = get_action(step.action).validate(step.params)
+            preview = self._handlers(step.action).preview(step.action, params, ctx)
+        except Exception as error:  # a preview never blocks an incident from opening
+            logger.warning("preview failed", extra=_fields(incident, step=index, reason=str(error)))
+            return {"step": index, "error": str(error)[:500]}
+        target = preview.target.to_json() if preview.target else None
+        return {"step": index, "summary": preview.summary[:1000], "target": target, "noop": preview.noop}

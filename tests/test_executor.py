@@ -1,0 +1,250 @@
+"""The whole chain, end to end: a Defender alert through the registered functions, the incident and
+its preview, an approval, the work queue read from Azurite, the executor trigger, the change on the
+Kubernetes API (kmock), then undo; and the faults: redelivery, two executors, a worker killed
+between steps, API errors, and a message that fails its last delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.storage.queue import QueueClient
+
+import host
+from conftest import AppTables
+from functions import wiring
+from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconfig
+from remediation.actions.runtime import TransientFailure
+from remediation.executor import Executor
+from remediation.incidents import Incident, IncidentState
+
+pytest_plugins = ["kube_api"]
+
+CLUSTER_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
+ALERT: dict[str, Any] = {
+    "AlertType": "K8S_PrivilegedContainer",
+    "SystemAlertId": "alert-e2e-1",
+    "Severity": "High",
+    "StartTimeUtc": "2024-11-20T08:32:12.950321Z",
+    "AzureResourceId": CLUSTER_ID,
+    "Entities": [{"$id": "1", "Type": "K8s-pod", "Name": "web-1", "Namespace": {"$id": "2", "Name": "shop"}}],
+}
+TWO_STEPS = """
+name: cordon-and-isolate
+description: two steps, for the crash test
+on: {source: defender, types: [K8S_PrivilegedContainer]}
+steps:
+  - action: kubernetes.cordon_node
+    params: {cluster: "${targets.cluster_resource_id}", node: n1}
+  - action: kubernetes.isolate_pod
+    params: {cluster: "${targets.cluster_resource_id}", namespace: "${targets.namespace}", pod: "${targets.pod}"}
+approval: {mode: required, approvers: [U000SECOPS1], min_approvals: 1, timeout: 30m}
+"""
+
+
+@pytest.fixture
+def cluster(kube: KubeServer, app_tables: AppTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubeServer:
+    """kmock with four nodes and the alert's pod, reached through a kubeconfig named by the AKS id."""
+    for name in ("n1", "n2", "n3", "n4"):
+        kube.emulator.put(NODES, node(name))
+    kube.emulator.put(PODS, pod("web-1", namespace="shop", node_name="n1"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=kube.url)
+    monkeypatch.setenv("REMEDIATION_KUBECONFIGS", json.dumps({CLUSTER_ID: kubeconfig}))
+    monkeypatch.setenv("REMEDIATION_K8S_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("REMEDIATION_K8S_RETRY_MAX_SECONDS", "2")
+    wiring.reset()
+    return kube
+
+
+def post_alert(**changes: Any) -> None:
+    response = host.call(
+        "defender_alerts_http", host.http_post("defender/alerts", json.dumps(ALERT | changes).encode())
+    )
+    assert response.status_code == 200, response.get_body()
+
+
+def the_incident() -> Incident:
+    [incident] = wiring.engine().incidents.list()
+    return incident
+
+
+def deliveries(tables: AppTables, *, dequeue_count: int = 1) -> list[func.QueueMessage]:
+    """Take every work message off the queue, as the host hands it to the trigger."""
+    with QueueClient.from_connection_string(tables.connection_string, tables.queue) as queue:
+        taken = list(queue.receive_messages(max_messages=32, visibility_timeout=60))
+        for message in taken:
+            queue.delete_message(message)
+    return [
+        host.queue_message(base64.b64decode(m.content), message_id=m.id, dequeue_count=dequeue_count) for m in taken
+    ]
+
+
+def run_executor(message: func.QueueMessage) -> None:
+    host.call("remediation_executor", message)
+
+
+def isolated(kube: KubeServer) -> bool:
+    return kube.emulator.get(NETPOLS, "shop", "remediation-isolate-web-1") is not None
+
+
+class TestEndToEnd:
+    def test_alert_approve_execute_undo(self, cluster: KubeServer, app_tables: AppTables) -> None:
+        post_alert()
+        incident = the_incident()
+        assert incident.state is IncidentState.AWAITING_APPROVAL
+        [preview] = incident.previews
+        assert preview["target"]["uid"] == cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["uid"]
+        assert deliveries(app_tables) == []
+        wiring.engine().approve(incident.id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        run_executor(message)
+        done = the_incident()
+        assert (done.state, done.completed_steps) == (IncidentState.SUCCEEDED, 1)
+        assert isolated(cluster)
+        assert cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["labels"]["remediation.security/isolated"]
+
+        wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+        [undo] = deliveries(app_tables)
+        run_executor(undo)
+        assert the_incident().state is IncidentState.UNDONE
+        assert not isolated(cluster)
+        assert "remediation.security/isolated" not in cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["labels"]
+        assert wiring.engine().incidents.audit.verify(incident.id) == []  # type: ignore[attr-defined]
+
+    def test_a_pod_replaced_after_the_approval_is_refused(self, cluster: KubeServer, app_tables: AppTables) -> None:
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        cluster.emulator.put(PODS, pod("web-1", namespace="shop", node_name="n1"))  # new uid, same name
+        [message] = deliveries(app_tables)
+        run_executor(message)
+        failed = the_incident()
+        assert failed.state is IncidentState.FAILED
+        assert "re-created since approval" in (failed.last_error or "")
+        assert not isolated(cluster)
+
+
+class TestFaults:
+    def test_every_message_delivered_three_times_runs_once(self, cluster: KubeServer, app_tables: AppTables) -> None:
+        for _ in range(3):
+            post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        run_executor(message)
+        version = cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["resourceVersion"]
+        run_executor(message)
+        run_executor(message)
+        assert cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["resourceVersion"] == version
+        records = wiring.engine().incidents.audit.records(the_incident().id)  # type: ignore[attr-defined]
+        assert [(record.kind, record.to_state) for record in records] == [
+            ("opened", "awaiting_approval"),
+            ("update", "awaiting_approval"),  # the preview, bound to the pod's uid
+            ("approval", "approved"),
+            ("transition", "executing"),
+            ("step", "executing"),  # one step run, whatever the number of deliveries
+            ("transition", "succeeded"),
+        ]
+
+    def test_two_executors_on_one_queue_run_it_once(self, cluster: KubeServer, app_tables: AppTables) -> None:
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        engine = wiring.engine()
+        executors = [
+            Executor(incidents=engine.incidents, handlers=wiring.handlers(), snapshots=wiring.snapshots())
+            for _ in range(2)
+        ]
+        barrier, results = threading.Barrier(2), []
+
+        def work(executor: Executor) -> None:
+            barrier.wait()
+            results.append(executor.execute(json.loads(message.get_body())["incident_id"]))
+
+        threads = [threading.Thread(target=work, args=(executor,)) for executor in executors]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert the_incident().state is IncidentState.SUCCEEDED
+        assert the_incident().completed_steps == 1
+
+    def test_a_worker_killed_between_two_steps_resumes_after_the_last_one(
+        self, cluster: KubeServer, app_tables: AppTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (tmp_path / "books").mkdir()
+        (tmp_path / "books" / "two.yaml").write_text(TWO_STEPS)
+        monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(tmp_path / "books"))
+        wiring.reset()
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        incident_id = json.loads(message.get_body())["incident_id"]
+
+        class WorkerKilled(BaseException):
+            """The process dies: nothing of ours may catch it."""
+
+        def dies_on_isolate(action: str) -> Any:
+            real = wiring.handlers()(action)
+            if action != "kubernetes.isolate_pod":
+                return real
+            dying = type("Dying", (), {"apply": lambda self, *args: (_ for _ in ()).throw(WorkerKilled())})
+            return dying()
+
+        engine = wiring.engine()
+        first = Executor(incidents=engine.incidents, handlers=dies_on_isolate, snapshots=wiring.snapshots())
+        with pytest.raises(WorkerKilled):
+            first.execute(incident_id)
+        stuck = the_incident()
+        assert (stuck.state, stuck.completed_steps) == (IncidentState.EXECUTING, 1)
+        cordoned_version = cluster.emulator.get(NODES, None, "n1")["metadata"]["resourceVersion"]
+
+        run_executor(message)  # the lease of the dead worker is still running: nothing happens
+        assert the_incident().state is IncidentState.EXECUTING
+
+        assert stuck.lease_until is not None
+        later = stuck.lease_until + timedelta(seconds=1)
+        second = Executor(
+            incidents=engine.incidents, handlers=wiring.handlers(), snapshots=wiring.snapshots(), clock=lambda: later
+        )
+        second.execute(incident_id)
+        done = the_incident()
+        assert (done.state, done.completed_steps) == (IncidentState.SUCCEEDED, 2)
+        assert cluster.emulator.get(NODES, None, "n1")["metadata"]["resourceVersion"] == cordoned_version
+        assert isolated(cluster)
+
+    def test_api_errors_are_retried_then_the_step_succeeds(self, cluster: KubeServer, app_tables: AppTables) -> None:
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        cluster.emulator.fail("PATCH", "/api/v1/namespaces/shop/pods/web-1", 500, 429)
+        [message] = deliveries(app_tables)
+        run_executor(message)
+        assert the_incident().state is IncidentState.SUCCEEDED
+        assert isolated(cluster)
+
+    def test_the_last_delivery_of_a_failing_message_ends_the_incident_failed(
+        self, cluster: KubeServer, app_tables: AppTables
+    ) -> None:
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        cluster.emulator.fail("GET", "/api/v1/namespaces/shop/pods/web-1", *[503] * 40)
+        with pytest.raises(TransientFailure):  # the host will deliver it again
+            run_executor(message)
+        waiting = the_incident()
+        assert (waiting.state, waiting.lease_until) == (IncidentState.EXECUTING, None)  # released for the retry
+        assert "503" in (waiting.last_error or "")
+        last = host.queue_message(message.get_body(), message_id=message.id, dequeue_count=5)
+        run_executor(last)  # the last delivery: no raise, the incident ends failed and says why
+        assert the_incident().state is IncidentState.FAILED
+        assert "gave up" in (the_incident().last_error or "")
+
+
+def test_a_malformed_work_message_is_dropped(app_tables: AppTables) -> None:
+    run_executor(host.queue_message(b"not json"))
+    run_executor(host.queue_message(b'{"kind": "execute"}'))
