@@ -165,6 +165,9 @@ def reset() -> None:
 
 
 def _settings() -> Settings:
+    from remediation import logcontext
+
     # The SDKs log every request and response at INFO: a flood, and headers do not belong in logs.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logcontext.install()
     return Settings.from_env()

@@ -32,6 +32,7 @@ from remediation.incidents import (
     reject,
     supply_input,
 )
+from remediation.logcontext import incident_context
 from remediation.notify import LoggingNotifier, Notifier
 from remediation.plans import Plan
 from remediation.playbooks import PlaybookSet
@@ -79,13 +80,17 @@ class Engine:
             signal = self._enrich(signal)
         for plan in self.playbooks.match(signal):
             incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
-            if opened:
-                logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
-                incident = self._preview(incident)
-                self.notifier.incident_opened(incident)
-                self._dispatch(incident)
-            else:
-                self.notifier.incident_updated(incident)
+            with incident_context(incident.id):
+                self._after_signal(incident, opened=opened, signal=signal)
+
+    def _after_signal(self, incident: Incident, *, opened: bool, signal: Signal) -> None:
+        if not opened:
+            self.notifier.incident_updated(incident)
+            return
+        logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
+        incident = self._preview(incident)
+        self.notifier.incident_opened(incident)
+        self._dispatch(incident)
 
     def approve(self, incident_id: str, *, user: str) -> Incident:
         """Record `user`'s approval; raises DecisionRefused with a reason to show them."""
@@ -174,6 +179,12 @@ class Engine:
 
     def _decide(
         self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str, preview: bool = False
+    ) -> Incident:
+        with incident_context(incident_id):
+            return self._apply_decision(incident_id, change, actor=actor, preview=preview)
+
+    def _apply_decision(
+        self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str, preview: bool
     ) -> Incident:
         current = self.incidents.get(incident_id)
         if current is None:

@@ -43,6 +43,7 @@ from remediation.incidents import (
     start_execution,
     succeed,
 )
+from remediation.logcontext import incident_context
 from remediation.notify import LoggingNotifier, Notifier
 from remediation.plans import PlannedStep
 
@@ -76,6 +77,23 @@ class Executor:
 
     def execute(self, incident_id: str) -> Incident:
         """Run the remaining steps. TransientFailure propagates (the host retries the message)."""
+        with incident_context(incident_id):
+            return self._execute(incident_id)
+
+    def undo(self, incident_id: str) -> Incident:
+        """Run each completed step's undo, last step first, from its stored result and snapshot."""
+        with incident_context(incident_id):
+            return self._undo(incident_id)
+
+    def give_up(self, incident_id: str, *, error: str) -> Incident:
+        """The message failed its last delivery (poison): the incident ends failed, visibly."""
+        with incident_context(incident_id):
+            incident = self._get(incident_id)
+            if incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
+                return incident
+            return self._finish(incident, error=f"gave up after repeated failures: {error}")
+
+    def _execute(self, incident_id: str) -> Incident:
         incident, won = self._claim(self._get(incident_id))
         if not won:
             return incident
@@ -89,8 +107,7 @@ class Executor:
             raise
         return self._finish(incident, error=None)
 
-    def undo(self, incident_id: str) -> Incident:
-        """Run each completed step's undo, last step first, from its stored result and snapshot."""
+    def _undo(self, incident_id: str) -> Incident:
         incident = self._get(incident_id)
         if incident.state is not IncidentState.SUCCEEDED:
             logger.warning("undo ignored: incident is not succeeded", extra=_fields(incident))
@@ -101,13 +118,6 @@ class Executor:
         logger.info("incident undone", extra=_fields(incident))
         self._notifier.incident_finished(incident)
         return incident
-
-    def give_up(self, incident_id: str, *, error: str) -> Incident:
-        """The message failed its last delivery (poison): the incident ends failed, visibly."""
-        incident = self._get(incident_id)
-        if incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
-            return incident
-        return self._finish(incident, error=f"gave up after repeated failures: {error}")
 
     def _get(self, incident_id: str) -> Incident:
         incident = self._incidents.get(incident_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconf
 from remediation.actions.runtime import TransientFailure
 from remediation.executor import Executor
 from remediation.incidents import Incident, IncidentState
+from remediation.logcontext import IncidentFilter
 
 pytest_plugins = ["kube_api"]
 
@@ -128,6 +130,24 @@ class TestEndToEnd:
         assert failed.state is IncidentState.FAILED
         assert "re-created since approval" in (failed.last_error or "")
         assert not isolated(cluster)
+
+
+class TestOperations:
+    def test_every_line_logged_while_executing_names_the_incident(
+        self, cluster: KubeServer, app_tables: AppTables, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        post_alert()
+        incident = the_incident()
+        wiring.engine().approve(incident.id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        caplog.clear()
+        caplog.set_level(logging.DEBUG)
+        caplog.handler.addFilter(IncidentFilter())  # as install() equips the worker's root handler
+        run_executor(message)
+        lines = [record for record in caplog.records if not record.name.startswith("functions")]
+        assert the_incident().state is IncidentState.SUCCEEDED
+        assert len(lines) >= 3
+        assert {getattr(record, "incident_id", None) for record in lines} == {incident.id}
 
 
 class TestFaults:
