@@ -108,13 +108,28 @@ class Executor:
         return self._finish(incident, error=None)
 
     def _undo(self, incident_id: str) -> Incident:
-        incident = self._get(incident_id)
-        if incident.state is not IncidentState.SUCCEEDED:
-            logger.warning("undo ignored: incident is not succeeded", extra=_fields(incident))
+        incident, won = self._claim(self._get(incident_id), undo=True)
+        if not won:
             return incident
-        for index in reversed(range(len(incident.step_results) - incident.undo_steps)):
-            incident = self._undo_step(incident, index)
-        incident = self._incidents.update(incident, lambda current: mark_undone(current, at=self._clock()))
+        try:
+            for index in reversed(range(len(incident.step_results) - incident.undo_steps)):
+                incident = self._undo_step(incident, index)
+        except PermanentFailure as failure:
+            error = f"undo failed: {failure}"
+            stopped = self._incidents.update(
+                incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=error[:2000])
+            )
+            logger.error("undo failed", extra=_fields(stopped, error=error))
+            self._notifier.incident_updated(stopped)
+            return stopped
+        except TransientFailure as failure:
+            self._release(incident, error=str(failure))
+            raise
+
+        def done(current: Incident) -> Incident:
+            return dataclasses.replace(mark_undone(current, at=self._clock()), lease_until=None)
+
+        incident = self._incidents.update(incident, done)
         logger.info("incident undone", extra=_fields(incident))
         self._notifier.incident_finished(incident)
         return incident
@@ -125,30 +140,31 @@ class Executor:
             raise UnknownIncident(incident_id)
         return incident
 
-    def _claim(self, incident: Incident) -> tuple[Incident, bool]:
-        """approved -> executing, or take over an executing incident whose lease ran out.
-
-        True when this worker won the claim; False for a duplicate delivery, a finished incident,
-        or an incident another live worker is executing.
+    def _claim(self, incident: Incident, *, undo: bool = False) -> tuple[Incident, bool]:
+        """Take the incident's lease: approved -> executing (or, to undo, a succeeded incident), or
+        take over one whose lease ran out. True when this worker won; False for a duplicate
+        delivery, a finished incident, or one another live worker holds.
         """
         won = False
+        startable = IncidentState.SUCCEEDED if undo else IncidentState.APPROVED
+        resumable = IncidentState.SUCCEEDED if undo else IncidentState.EXECUTING
 
         def change(current: Incident) -> Incident:
             nonlocal won
             now, won = self._clock(), False  # the store may run this again on a fresher state
             lease = now + self._lease
-            if current.state is IncidentState.APPROVED:
+            free = current.lease_until is None or current.lease_until <= now
+            if current.state is startable and not undo:
                 won = True
                 return dataclasses.replace(start_execution(current, at=now), lease_until=lease)
-            if current.state is IncidentState.EXECUTING and (current.lease_until is None or current.lease_until <= now):
+            if current.state is resumable and free:
                 won = True
-                logger.warning("resuming an incident no executor holds", extra=_fields(current))
                 return dataclasses.replace(current, updated_at=now, lease_until=lease)
             return current
 
         claimed = self._incidents.update(incident, change)
         if not won:
-            logger.info("not executing: taken, finished or not approved", extra=_fields(claimed))
+            logger.info("nothing to do: taken, finished or not approved", extra=_fields(claimed, undo=undo))
         return claimed, won
 
     def _run_step(self, incident: Incident, index: int) -> Incident:
@@ -180,9 +196,12 @@ class Executor:
         result = StepResult.from_json(incident.step_results[index])
         undone = handler.undo(step.action, params, result, self._context(incident, index))
         self._notifier.step_progress(incident, step=index, message=f"undo: {undone.message}")
-        return self._incidents.update(
-            incident, lambda current: dataclasses.replace(current, undo_steps=current.undo_steps + 1)
-        )
+
+        def record(current: Incident) -> Incident:
+            lease = self._clock() + self._lease
+            return dataclasses.replace(current, undo_steps=current.undo_steps + 1, lease_until=lease)
+
+        return self._incidents.update(incident, record)
 
     def _handler(self, step: PlannedStep) -> tuple[ActionHandler, Any]:
         try:
