@@ -12,6 +12,7 @@ stored, and the next notice brings the message up to date.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MIN_UPDATE_INTERVAL = timedelta(seconds=1)
 _CLAIM_ATTEMPTS = 3
+_FINAL_RETRY_PAUSES = (2.0, 5.0)  # seconds; the executor can wait, a click cannot
 _S = IncidentState
 
 
@@ -53,12 +55,15 @@ class SlackNotifier:
         default_channel: str | None,
         min_interval: timedelta = MIN_UPDATE_INTERVAL,
         clock: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._messages = messages
         self._default_channel = default_channel
         self._min_interval = min_interval
         self._clock = clock
+        self._sleep = sleep
+        self._update_failed = False
 
     def incident_opened(self, incident: Incident) -> None:
         channel = incident.plan.notify or self._default_channel
@@ -90,7 +95,12 @@ class SlackNotifier:
             self._reply(ref, incident, f"Step {step + 1} `{escape(action)}`: {escape(message)}")
 
     def incident_finished(self, incident: Incident) -> None:
-        self._refresh(incident, force=True)
+        """The last word on an incident: worth a short wait when Slack is rate limiting."""
+        for pause in (*_FINAL_RETRY_PAUSES, None):
+            self._refresh(incident, force=True)
+            if not self._update_failed or pause is None:
+                return
+            self._sleep(pause)
 
     def note(self, incident_id: str, text: str) -> None:
         """A line in the incident's thread (an undo request, say); nothing when it has no message."""
@@ -100,6 +110,7 @@ class SlackNotifier:
 
     def _refresh(self, incident: Incident, *, force: bool) -> MessageRef | None:
         """Update the message unless another writer did, or it is a fold within `min_interval`."""
+        self._update_failed = False
         for _ in range(_CLAIM_ATTEMPTS):
             ref = self._messages.get(incident.id)
             if ref is None:
@@ -113,7 +124,14 @@ class SlackNotifier:
                 return ref
             shown = MessageRef.showing(incident, channel=ref.channel, ts=ref.ts, now=now)
             if self._messages.claim(ref, shown):
-                self._call("chat_update", incident, channel=ref.channel, ts=ref.ts, **_message(incident))
+                if self._call("chat_update", incident, channel=ref.channel, ts=ref.ts, **_message(incident)) is None:
+                    # Slack did not take it: the record must not claim the message shows this state,
+                    # so the next news of this incident renders it again.
+                    current = self._messages.get(incident.id)
+                    if current is not None:
+                        self._messages.claim(current, ref)
+                    self._update_failed = True
+                    return None
                 for line in lines:
                     self._reply(ref, incident, line)
                 return shown

@@ -1,9 +1,10 @@
 """Queue trigger on `remediation-actions`: the executor runs, or undoes, one approved incident.
 
 A message is `{"incident_id", "kind": "execute" | "undo"}`. A transient failure raises, so the host
-delivers the message again (host.json: maxDequeueCount 5); on the last delivery the incident ends
-failed with the last error instead, so nothing stays silently stuck. A malformed message is
-logged and dropped: no retry can fix it.
+delivers the message again (host.json: maxDequeueCount 5). On the last delivery the incident is
+first marked as given up (an execution ends failed, an undo records its error), so Slack tells the
+truth, and the error is raised once more so the host keeps the message in the poison queue.
+A malformed message is logged and dropped: no retry can fix it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ def remediation_executor(message: func.QueueMessage) -> None:
         return
     executor = wiring.executor()
     try:
-        executor.undo(incident_id) if kind == "undo" else executor.execute(incident_id)
+        if kind == "undo":
+            executor.undo(incident_id)
+        else:
+            executor.execute(incident_id)
     except Exception as error:
-        if (message.dequeue_count or 0) < MAX_DEQUEUE_COUNT:
-            raise
-        logger.exception("last delivery failed", extra={"incident_id": incident_id, "kind": kind})
-        executor.give_up(incident_id, error=str(error))
+        if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
+            logger.error("last delivery failed: %s", error, extra={"incident_id": incident_id, "kind": kind})
+            executor.give_up(incident_id, error=str(error), undo=kind == "undo")
+        raise

@@ -85,11 +85,22 @@ class Executor:
         with incident_context(incident_id):
             return self._undo(incident_id)
 
-    def give_up(self, incident_id: str, *, error: str) -> Incident:
-        """The message failed its last delivery (poison): the incident ends failed, visibly."""
+    def give_up(self, incident_id: str, *, error: str, undo: bool = False) -> Incident:
+        """The message failed its last delivery (poison): say so on the incident, visibly.
+
+        An execution ends failed; an undo leaves the incident succeeded (its steps still applied)
+        with the error recorded and announced, so nobody believes it was undone.
+        """
         with incident_context(incident_id):
             incident = self._get(incident_id)
-            if incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
+            if undo and incident.state is IncidentState.SUCCEEDED:
+                reason = f"undo gave up after repeated failures: {error}"[:2000]
+                noted = self._incidents.update(
+                    incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=reason)
+                )
+                self._notifier.incident_updated(noted)
+                return noted
+            if undo or incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
                 return incident
             return self._finish(incident, error=f"gave up after repeated failures: {error}")
 

@@ -261,7 +261,8 @@ class TestFaults:
         assert (waiting.state, waiting.lease_until) == (IncidentState.EXECUTING, None)  # released for the retry
         assert "503" in (waiting.last_error or "")
         last = host.queue_message(message.get_body(), message_id=message.id, dequeue_count=5)
-        run_executor(last)  # the last delivery: no raise, the incident ends failed and says why
+        with pytest.raises(TransientFailure):  # the last delivery: failed still, for the poison queue
+            run_executor(last)
         assert the_incident().state is IncidentState.FAILED
         assert "gave up" in (the_incident().last_error or "")
 
@@ -269,3 +270,22 @@ class TestFaults:
 def test_a_malformed_work_message_is_dropped(app_tables: AppTables) -> None:
     run_executor(host.queue_message(b"not json"))
     run_executor(host.queue_message(b'{"kind": "execute"}'))
+
+
+def test_an_undo_failing_its_last_delivery_is_recorded_not_pretended(
+    cluster: KubeServer, app_tables: AppTables
+) -> None:
+    post_alert()
+    incident = the_incident()
+    wiring.engine().approve(incident.id, user="U000SECOPS1")
+    [message] = deliveries(app_tables)
+    run_executor(message)
+    wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+    [undo] = deliveries(app_tables, dequeue_count=5)
+    cluster.emulator.fail("GET", "/api/v1/namespaces/shop/pods/web-1", *[503] * 40)
+    with pytest.raises(TransientFailure):
+        run_executor(undo)
+    kept = the_incident()
+    assert kept.state is IncidentState.SUCCEEDED
+    assert "undo gave up" in (kept.last_error or "")
+    assert isolated(cluster)

@@ -142,6 +142,22 @@ class TestSlackFailures:
         assert time.perf_counter() - started < 5
         assert len(slack.api.called("chat.postMessage")) == 1
 
+    def test_the_last_word_survives_a_long_rate_limit(self, slack: SlackTest) -> None:
+        post([pod_alert("limited-3")])
+        [incident] = wiring.engine().incidents.list()
+        notifier = wiring.slack_notifier()
+        assert notifier is not None
+        pauses: list[float] = []
+        notifier._sleep = pauses.append  # the executor's wait, without waiting
+        for _ in range(2):  # Retry-After too long for the client to wait: two updates fail
+            slack.api.fail_next("chat.update", status=429, retry_after=30)
+        rejected = wiring.engine().reject(incident.id, user="U000SECOPS1")  # its update is refused
+        assert notifier._messages.get(incident.id).state != "rejected"  # the record does not lie
+        notifier.incident_finished(rejected)  # refused once more, then shown after a pause
+        assert pauses == [2.0]
+        assert notifier._messages.get(incident.id).state == "rejected"
+        assert "rejected" in json.dumps(slack.api.called("chat.update")[-1].args).lower()
+
     def test_an_unknown_channel_is_logged_and_the_alert_still_taken(self, slack: SlackTest) -> None:
         slack.api.fail_next("chat.postMessage", error="channel_not_found")
         assert post([pod_alert("nochannel-1")])["accepted"] == 1
