@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from remediation.actions.k8s.settings import KubernetesSettings
-from remediation.actions.runtime import PermanentFailure
+from remediation.actions.runtime import PermanentFailure, TransientFailure
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -95,6 +95,7 @@ def kubeconfig_api_client(path: str) -> Any:
 
 def resolve_aks(resource_id: str, *, credential: TokenCredential, **client_kwargs: Any) -> AksEndpoint:
     """The API server URL and CA of an AKS cluster, from ARM."""
+    from azure.core.exceptions import HttpResponseError
     from azure.mgmt.containerservice import ContainerServiceClient
     from yaml import safe_load
 
@@ -102,11 +103,19 @@ def resolve_aks(resource_id: str, *, credential: TokenCredential, **client_kwarg
     if match is None:
         raise PermanentFailure(f"not an AKS resource id: {resource_id}")
     arm = ContainerServiceClient(credential, match["sub"], **client_kwargs)
-    cluster = arm.managed_clusters.get(match["rg"], match["name"])
-    fqdn = cluster.fqdn or cluster.private_fqdn
-    if not fqdn:
-        raise PermanentFailure(f"AKS cluster {match['name']} reports no API server FQDN")
-    credentials = arm.managed_clusters.list_cluster_user_credentials(match["rg"], match["name"])
+    try:
+        cluster = arm.managed_clusters.get(match["rg"], match["name"])
+        fqdn = cluster.fqdn or cluster.private_fqdn
+        if not fqdn:
+            raise PermanentFailure(f"AKS cluster {match['name']} reports no API server FQDN")
+        credentials = arm.managed_clusters.list_cluster_user_credentials(match["rg"], match["name"])
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        detail = exc.error.message if exc.error and exc.error.message else exc.reason
+        message = f"cannot resolve AKS cluster {match['name']} in resource group {match['rg']}: {status} {detail}"
+        if status in (408, 429) or status >= 500:
+            raise TransientFailure(message) from exc
+        raise PermanentFailure(message) from exc
     ca_data = None
     for kubeconfig in credentials.kubeconfigs or []:
         for entry in (safe_load(kubeconfig.value or b"") or {}).get("clusters", []):
@@ -124,10 +133,12 @@ class ClusterClients:
         settings: KubernetesSettings,
         credential: TokenCredential | None = None,
         arm_kwargs: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._credential = credential
         self._arm_kwargs = arm_kwargs or {}
+        self._clock = clock  # when AKS tokens are due for refresh
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -157,7 +168,9 @@ class ClusterClients:
         credential = self._credential or _default_credential()
         endpoint = resolve_aks(key, credential=credential, **self._arm_kwargs)
         logger.info("kubernetes client for AKS", extra={"cluster": key, "server": endpoint.server})
-        return token_api_client(server=endpoint.server, credential=credential, ca_data=endpoint.ca_data)
+        return token_api_client(
+            server=endpoint.server, credential=credential, ca_data=endpoint.ca_data, clock=self._clock
+        )
 
     def close(self) -> None:
         with self._lock:
