@@ -30,6 +30,7 @@ from remediation.audit import (
     check_chain,
     seal,
 )
+from remediation.store.closing import Closing
 from remediation.store.events import make_table_client
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def pause_before_retry(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
 
-class TableAuditLog:
+class TableAuditLog(Closing):
     """An AuditLog on an Azure Table; safe across threads, processes and instances."""
 
     def __init__(
@@ -111,12 +112,6 @@ class TableAuditLog:
 
     def close(self) -> None:
         self._table.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _head_row(self, incident_id: str) -> TableEntity | None:
         from azure.core.exceptions import ResourceNotFoundError

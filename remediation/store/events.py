@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from remediation.intake import CLAIM_LEASE_SECONDS
+from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -64,7 +65,7 @@ def make_table_client(conn_str: str, *, table_name: str = DEFAULT_TABLE, **kwarg
     return TableClient.from_connection_string(conn_str, table_name, **{**CLIENT_DEFAULTS, **kwargs})
 
 
-class TableEventLedger:
+class TableEventLedger(Closing):
     """An EventLedger on an Azure Table; safe across threads, processes and instances."""
 
     def __init__(
@@ -129,12 +130,6 @@ class TableEventLedger:
 
     def close(self) -> None:
         self._table.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _entity(self, key: str, status: str) -> dict[str, Any]:
         partition, row = row_address(key)

@@ -45,6 +45,7 @@ from remediation.incidents import (
 from remediation.plans import Plan
 from remediation.signals.model import Signal
 from remediation.store.audit import MAX_ATTEMPTS, StoreContention, TableAuditLog, pause_before_retry
+from remediation.store.closing import Closing
 from remediation.store.events import make_table_client
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class _Row:
     outbox: tuple[tuple[int, AuditEvent], ...]  # (revision, event), oldest first
 
 
-class TableIncidentStore:
+class TableIncidentStore(Closing):
     """An IncidentStore on an Azure Table; safe across threads, processes and instances."""
 
     def __init__(
@@ -184,12 +185,6 @@ class TableIncidentStore:
 
     def close(self) -> None:
         self._table.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _entity(self, row_key: str) -> TableEntity | None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
+from remediation.store.closing import Closing
+
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
@@ -25,7 +27,7 @@ class SnapshotMissing(LookupError):
         self.key = key
 
 
-class BlobSnapshotStore:
+class BlobSnapshotStore(Closing):
     def __init__(self, *, container: ContainerClient) -> None:
         self._container = container
 
@@ -62,12 +64,6 @@ class BlobSnapshotStore:
 
     def close(self) -> None:
         self._container.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class InMemorySnapshotStore:
