@@ -45,6 +45,9 @@ _PLAIN_KEYS = {
 }
 
 
+_WANTED_KEYS = frozenset({*_RBAC_KEYS, *_PLAIN_KEYS, "resourcetype", "resourcename"})
+
+
 def targets_from(*, entities: list[Any], extended: Mapping[str, str], resource_ids: Iterable[str]) -> Targets:
     found: dict[str, str] = {}
     graph = _Graph(entities)
@@ -72,18 +75,19 @@ class _Graph:
     def __init__(self, entities: list[Any]) -> None:
         self._entities = entities
         self._by_id: dict[str, dict[str, Any]] = {}
-        stack: list[Any] = list(reversed(entities))  # reversed: depth-first in document order
+        # Depth-first in document order (hence reversed), pushing containers only: scalars cannot
+        # hold an $id, and most of an alert's values are scalars.
+        stack: list[Any] = [node for node in reversed(entities) if isinstance(node, (dict, list))]
         seen = 0
         while stack and seen < _MAX_NODES:
             node = stack.pop()
             seen += 1
+            values = node.values() if isinstance(node, dict) else node
             if isinstance(node, dict):
                 node_id = node.get("$id")
                 if isinstance(node_id, str):
                     self._by_id.setdefault(node_id, node)
-                stack.extend(reversed(list(node.values())))
-            elif isinstance(node, list):
-                stack.extend(reversed(node))
+            stack.extend([value for value in reversed(list(values)) if isinstance(value, (dict, list))])
 
     def resolve(self, node: Any) -> Any:
         for _ in range(_MAX_HOPS):
@@ -161,7 +165,9 @@ def _read_extended(extended: Mapping[str, str], found: dict[str, str]) -> None:
     # one real export): keep every value, first spelling first.
     normalised: dict[str, list[str]] = {}
     for key, value in extended.items():
-        normalised.setdefault(key.lower().replace(" ", "").replace("_", ""), []).append(value)
+        name = key.lower().replace(" ", "").replace("_", "")
+        if name in _WANTED_KEYS:
+            normalised.setdefault(name, []).append(value)
     for key, kind in _RBAC_KEYS.items():
         for value in normalised.get(key, ()):
             if value and "rbac_kind" not in found:
