@@ -30,8 +30,9 @@ lint: $(STAMP)
 test: lint $(NPM_STAMP)
 	$(PY) -m pytest
 
+# `make bench` runs them all and writes bench/results/latest.json; `make bench BENCH="slack_ack drain"` runs some.
 bench: $(STAMP) $(NPM_STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 local.settings.json:
 	cp local.settings.example.json $@

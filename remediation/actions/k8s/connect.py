@@ -63,6 +63,9 @@ def bearer_refresh_hook(
     return refresh
 
 
+POOL_SIZE = 64  # above the drain's largest max_concurrency (50): no eviction waits for a connection
+
+
 def token_api_client(
     *, server: str, credential: TokenCredential, ca_data: bytes | None = None, clock: Callable[[], float] = time.time
 ) -> Any:
@@ -71,6 +74,7 @@ def token_api_client(
 
     configuration: Any = client.Configuration(host=server)
     configuration.retries = False  # retries are ours (tenacity), bounded and visible
+    configuration.connection_pool_maxsize = POOL_SIZE
     if ca_data:
         configuration.ssl_ca_cert = _ca_file(ca_data)
     configuration.refresh_api_key_hook = bearer_refresh_hook(credential, clock=clock)
@@ -90,6 +94,7 @@ def kubeconfig_api_client(path: str) -> Any:
     except (OSError, config.ConfigException) as exc:
         raise PermanentFailure(f"cannot load kubeconfig {path}: {exc}") from exc
     configuration.retries = False
+    configuration.connection_pool_maxsize = POOL_SIZE
     return client.ApiClient(configuration)
 
 

@@ -1,0 +1,213 @@
+"""What the service benchmarks run against: Azurite, the local Slack Web API, kmock, and the app's settings.
+
+Neighbours: `bench.slack_ack`, `bench.end_to_end` and `bench.alert_storm` open one `AppEnvironment`
+each and call the registered functions through `tests/host.py`, as the Functions host would. The
+servers are the test suite's own (`tests/azurite.py`, `tests/slack_server.py`, `tests/kube_api.py`),
+imported with tests/ on `sys.path`; everything listens on loopback and is stopped on exit. kmock
+stands in for the cluster `aks-prod-weu` the alerts name (previews and actions read it). The local
+Slack API here also stamps every call with its arrival time, so a benchmark can tell when a message
+was posted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+import azure.functions as func  # noqa: E402
+import pytest  # noqa: E402 - MonkeyPatch.context() sets and restores the app's settings
+
+import host  # noqa: E402
+import slack_server  # noqa: E402
+from azurite import Azurite  # noqa: E402
+from functions import wiring  # noqa: E402
+from kube_api import KubeServer, write_kubeconfig  # noqa: E402
+
+MINING_ALERT = TESTS / "fixtures" / "defender-alert-k8s-node-digitalcurrencymining.continuous-export.json"
+
+
+@dataclass
+class StampedSlackServer(slack_server.SlackServer):
+    """The tests' local Slack Web API, with the `time.perf_counter()` at which each call arrived."""
+
+    stamps: list[tuple[float, slack_server.Call]] = field(default_factory=list)
+    _stamp_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, method: str, args: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], dict]:
+        with self._stamp_lock:  # one lock around both lists keeps `stamps` in `calls` order
+            arrived = time.perf_counter()
+            answer = super().answer(method, args, headers)
+            self.stamps.append((arrived, self.calls[-1]))
+        return answer
+
+    def since(self, index: int) -> list[tuple[float, slack_server.Call]]:
+        with self._stamp_lock:
+            return self.stamps[index:]
+
+    def count(self) -> int:
+        with self._stamp_lock:
+            return len(self.stamps)
+
+
+class WarningCounter(logging.Handler):
+    """Formats every record, as the Functions host's log handler does, and keeps the warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(f"{record.name}: {text}"[:200])
+
+
+@dataclass
+class AppEnvironment:
+    """The running servers, and the registered functions called as the Functions host calls them."""
+
+    azurite: Azurite
+    slack: StampedSlackServer
+    kube: KubeServer
+    log: WarningCounter
+
+    def call(self, name: str, *args: Any) -> Any:
+        return host.call(name, *args)
+
+    def post_alerts(self, body: bytes) -> func.HttpResponse:
+        return self.call("defender_alerts_http", host.http_post("defender/alerts", body))
+
+    def click_request(self, action_id: str, incident_id: str, *, user: str) -> func.HttpRequest:
+        """A signed block_actions request, as Slack sends one when `user` clicks a button."""
+        payload = slack_server.block_actions(action_id, incident_id, user=user, channel="C0SECOPS")
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_server.sign(body)}
+        return func.HttpRequest("POST", "http://localhost:7071/api/slack/events", headers=headers, body=body)
+
+    def summary(self) -> dict[str, Any]:
+        return {"warnings": len(self.log.warnings), "first_warnings": self.log.warnings[:3]}
+
+
+def forget_requests(kube: KubeServer) -> None:
+    """Clear kmock's record of the requests it served, on its own event loop.
+
+    kmock 0.8 keeps every request and, for each new one, scans that whole history while matching
+    its reactions, so its answers slow down linearly as a benchmark runs (reading one node of 220
+    went from 15 ms to 100 ms over 800 requests). The benchmarks call this between measurements,
+    so the figures are the app's and not the emulator's history.
+    """
+    if kube._loop is None:
+        return
+    done = threading.Event()
+
+    def clear() -> None:
+        kube.emulator._requests.clear()
+        done.set()
+
+    kube._loop.call_soon_threadsafe(clear)
+    if not done.wait(5):
+        raise RuntimeError("kmock's event loop did not answer")
+
+
+@contextmanager
+def app_environment() -> Iterator[AppEnvironment]:
+    """Azurite and the local Slack API started, the app pointed at both, its engine built anew."""
+    slack = StampedSlackServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), slack_server._handler(slack))
+    slack.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, name="bench-slack-api", daemon=True)
+    thread.start()
+    kube = KubeServer()
+    kube.start()
+    counter = WarningCounter()
+    root = logging.getLogger()
+    previous_level = root.level
+    try:
+        with (
+            Azurite() as azurite,
+            tempfile.TemporaryDirectory(prefix="bench-") as scratch,
+            pytest.MonkeyPatch.context() as env,
+        ):
+            kubeconfig = write_kubeconfig(Path(scratch) / "kubeconfig", server=kube.url)
+            for name, value in _settings(azurite, slack, kubeconfig).items():
+                env.setenv(name, value)
+            root.addHandler(counter)
+            root.setLevel(logging.INFO)  # what the Functions host collects by default
+            wiring.reset()
+            try:
+                yield AppEnvironment(azurite=azurite, slack=slack, kube=kube, log=counter)
+            finally:
+                wiring.reset()
+                root.removeHandler(counter)
+                root.setLevel(previous_level)
+    finally:
+        kube.stop()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _settings(azurite: Azurite, slack: StampedSlackServer, kubeconfig: str) -> dict[str, str]:
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "REMEDIATION_ACTIONS_QUEUE": "remediation-actions",
+        "REMEDIATION_KUBECONFIGS": json.dumps({"aks-prod-weu": kubeconfig}),
+        "SLACK_BOT_TOKEN": slack_server.BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": slack_server.SIGNING_SECRET,
+        "SLACK_API_BASE_URL": slack.url + "/api/",
+        "SLACK_DEFAULT_CHANNEL": slack_server.DEFAULT_CHANNEL,
+    }
+
+
+_MINING = json.loads(MINING_ALERT.read_bytes())
+
+
+def mining_alert(*, alert_id: str, node: str, image: str = "docker.io/library/xmrig:6.21") -> dict[str, Any]:
+    """A crypto-mining alert on `node` (playbook node-cordon-and-quarantine-image, one approval).
+
+    An image outside *.azurecr.io makes the plan the cordon alone; the group key is (cluster, node,
+    image), so one node is one incident and alerts on the same node fold into it.
+    """
+    alert = copy.deepcopy(_MINING)
+    alert["SystemAlertId"] = alert_id
+    for entity in alert["Entities"]:
+        if entity.get("Type") == "host":
+            entity["HostName"] = node
+        elif entity.get("Type") == "container-image":
+            entity["ImageId"] = image
+    return alert
+
+
+def incident_of(call: slack_server.Call) -> str | None:
+    """The incident a top-level chat.postMessage shows (its buttons' block id), None for anything else."""
+    if call.method != "chat.postMessage" or call.args.get("thread_ts"):
+        return None
+    for block in call.args.get("blocks") or []:
+        block_id = str(block.get("block_id", ""))
+        if block_id.startswith("incident:"):
+            return block_id.removeprefix("incident:")
+    return None
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least `fraction` of the values at or below it."""
+    ordered = sorted(values)
+    rank = max(1, -(-int(fraction * 1000) * len(ordered) // 1000))
+    return ordered[min(rank, len(ordered)) - 1]
