@@ -118,6 +118,8 @@ class SlackNotifier:
                 return None
             if timestamp(incident.updated_at) < ref.incident_updated_at:
                 return ref  # a newer state is already shown
+            if not force and timestamp(incident.updated_at) == ref.incident_updated_at:
+                return ref  # exactly this state is already shown
             lines = news(ref, incident)
             now = self._clock()
             if not lines and not force and now - ref.updated_at < self._min_interval:

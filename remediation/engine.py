@@ -42,6 +42,15 @@ from remediation.store.work import WorkQueue
 logger = logging.getLogger(__name__)
 
 REDRIVE_AFTER = timedelta(minutes=5)
+CATCH_UP_WINDOW = timedelta(minutes=10)
+_LIVE = (
+    IncidentState.OPEN,
+    IncidentState.NEEDS_INPUT,
+    IncidentState.AWAITING_APPROVAL,
+    IncidentState.ESCALATED,
+    IncidentState.APPROVED,
+    IncidentState.EXECUTING,
+)
 
 
 def _utcnow() -> datetime:
@@ -153,7 +162,17 @@ class Engine:
             logger.warning("appended pending audit records", extra={"incidents": pending})
         changed = self.expire_due()
         self.redrive()
+        self.catch_up()
         return changed
+
+    def catch_up(self) -> None:
+        """Show recent news a notifier held back (the last folds of an alert storm inside its
+        update interval): each live incident seen lately is announced again; a notifier that
+        already shows its state does nothing."""
+        recent = self._clock() - CATCH_UP_WINDOW
+        for incident in self.incidents.list(states=_LIVE):
+            if incident.last_seen >= recent:
+                self.notifier.incident_updated(incident)
 
     def redrive(self) -> list[Incident]:
         """Enqueue again the approved incidents no executor has taken for `REDRIVE_AFTER`."""

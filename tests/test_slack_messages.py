@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from azure.functions.timer import TimerRequest
 
 import host
 from functions import wiring
@@ -124,6 +127,19 @@ class TestOneMessagePerIncident:
         post([pod_alert("fold-3")])
         update = slack.api.called("chat.update")[-1].args
         assert "3 occurrences" in json.dumps(update["blocks"])
+
+    def test_the_timer_shows_folds_the_throttle_held_back_once(self, slack: SlackTest) -> None:
+        post([pod_alert("held-1"), pod_alert("held-2")])  # the second fold falls inside the interval
+        assert "2 occurrences" not in json.dumps(slack.api.called("chat.update")[-1:])
+        notifier = wiring.slack_notifier()
+        assert notifier is not None
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        notifier._clock = lambda: later  # the interval has passed, without sleeping
+        host.call("approval_timeouts", TimerRequest(past_due=False))
+        updates = slack.api.called("chat.update")
+        assert "2 occurrences" in json.dumps(updates[-1].args["blocks"])
+        host.call("approval_timeouts", TimerRequest(past_due=False))
+        assert len(slack.api.called("chat.update")) == len(updates)  # already shown: no new call
 
 
 class TestSlackFailures:
