@@ -12,7 +12,6 @@ event), id `<push signal id>:findings`, the push's targets and actor, and the fi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "registry-findings"
 DEFAULT_DELAYS = (120, 300, 600)  # seconds before attempt 1, 2, 3
-CLIENT_DEFAULTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +68,10 @@ class RecheckQueue:
 
     @classmethod
     def from_connection_string(cls, conn_str: str, *, queue_name: str = QUEUE, **kwargs: Any) -> Self:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+        from remediation.store.work import base64_queue
 
         delays = kwargs.pop("delays", DEFAULT_DELAYS)
-        queue = QueueClient.from_connection_string(
-            conn_str,
-            queue_name,
-            message_encode_policy=BinaryBase64EncodePolicy(),
-            message_decode_policy=BinaryBase64DecodePolicy(),
-            **{**CLIENT_DEFAULTS, **kwargs},
-        )
-        with contextlib.suppress(ResourceExistsError):
-            queue.create_queue()
-        return cls(queue=queue, delays=delays)
+        return cls(queue=base64_queue(conn_str, queue_name=queue_name, **kwargs), delays=delays)
 
     def schedule(self, recheck: Recheck) -> bool:
         if recheck.attempt > len(self.delays):

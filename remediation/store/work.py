@@ -26,6 +26,24 @@ class WorkQueue(Protocol):
         ...
 
 
+def base64_queue(conn_str: str, *, queue_name: str, **kwargs: Any) -> QueueClient:
+    """A queue client speaking base64, as Functions queue triggers expect, with bounded timeouts and
+    retries (`kwargs` override them); the queue is created if it does not exist."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+
+    queue = QueueClient.from_connection_string(
+        conn_str,
+        queue_name,
+        message_encode_policy=BinaryBase64EncodePolicy(),
+        message_decode_policy=BinaryBase64DecodePolicy(),
+        **{**CLIENT_DEFAULTS, **kwargs},
+    )
+    with contextlib.suppress(ResourceExistsError):
+        queue.create_queue()
+    return queue
+
+
 def work_message(*, incident_id: str, kind: str) -> str:
     return json.dumps({"incident_id": incident_id, "kind": kind}, sort_keys=True)
 
@@ -37,19 +55,7 @@ class StorageWorkQueue:
     @classmethod
     def from_connection_string(cls, conn_str: str, *, queue_name: str = DEFAULT_QUEUE, **kwargs: Any) -> Self:
         """Connect with bounded timeouts and retries, creating the queue if it does not exist."""
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
-
-        queue = QueueClient.from_connection_string(
-            conn_str,
-            queue_name,
-            message_encode_policy=BinaryBase64EncodePolicy(),
-            message_decode_policy=BinaryBase64DecodePolicy(),
-            **{**CLIENT_DEFAULTS, **kwargs},
-        )
-        with contextlib.suppress(ResourceExistsError):
-            queue.create_queue()
-        return cls(queue=queue)
+        return cls(queue=base64_queue(conn_str, queue_name=queue_name, **kwargs))
 
     def enqueue(self, *, incident_id: str, kind: str = "execute") -> None:
         self._queue.send_message(work_message(incident_id=incident_id, kind=kind).encode())
