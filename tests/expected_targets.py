@@ -48,6 +48,8 @@ _CLUSTER = (
 )
 _MINER_DIGEST = "sha256:60cc59004e8e9bfdbfad641fd5dc34b9a0c67345768ba5d5d957214b686f4fcb"
 _NOT_AN_ALERT = "not a Defender alert: no alertType/AlertType or systemAlertId/SystemAlertId"
+# What `parse_any` (the CLI's simulate, which takes any source) says of the same documents.
+_NOT_AN_EVENT = "not an event of any known source (registry, defender)"
 
 
 def _image_pushed() -> dict[str, Any]:
@@ -171,6 +173,7 @@ EXPECTED: Final[dict[str, list[dict[str, Any]]]] = {
         {
             "outcome": "rejection",
             "reason": f"event 'Microsoft.Storage.BlobCreated': {_NOT_AN_ALERT}",
+            "any_source_reason": _NOT_AN_EVENT,
             "event_id": "93902694-901e-008f-6f95-7153a806873c",
             "index": None,
         }
@@ -183,7 +186,13 @@ EXPECTED: Final[dict[str, list[dict[str, Any]]]] = {
         }
     ],
     "samples/eventgrid-subscriptionvalidation.response.json": [
-        {"outcome": "rejection", "reason": _NOT_AN_ALERT, "event_id": None, "index": None}
+        {
+            "outcome": "rejection",
+            "reason": _NOT_AN_ALERT,
+            "any_source_reason": _NOT_AN_EVENT,
+            "event_id": None,
+            "index": None,
+        }
     ],
     "samples/mdvm-acr-image-cve.arg-subassessment.json": [
         {
@@ -195,13 +204,31 @@ EXPECTED: Final[dict[str, list[dict[str, Any]]]] = {
         }
     ],
     "samples/slack-block_actions.interaction-payload.json": [
-        {"outcome": "rejection", "reason": _NOT_AN_ALERT, "event_id": None, "index": None}
+        {
+            "outcome": "rejection",
+            "reason": _NOT_AN_ALERT,
+            "any_source_reason": _NOT_AN_EVENT,
+            "event_id": None,
+            "index": None,
+        }
     ],
     "samples/slack-view_submission.interaction-payload.json": [
-        {"outcome": "rejection", "reason": _NOT_AN_ALERT, "event_id": None, "index": None}
+        {
+            "outcome": "rejection",
+            "reason": _NOT_AN_ALERT,
+            "any_source_reason": _NOT_AN_EVENT,
+            "event_id": None,
+            "index": None,
+        }
     ],
     "samples/slack-slash-command.signed-request.json": [
-        {"outcome": "rejection", "reason": _NOT_AN_ALERT, "event_id": None, "index": None}
+        {
+            "outcome": "rejection",
+            "reason": _NOT_AN_ALERT,
+            "any_source_reason": _NOT_AN_EVENT,
+            "event_id": None,
+            "index": None,
+        }
     ],
     # --- hand-made fixtures (tests/fixtures/, see README.md) ---
     "defender-alert-k8s-clusteradminbinding.log-analytics-row.json": [

@@ -1,90 +1,210 @@
-"""The action catalogue in Markdown, generated from the registry: `docs/actions.md` is its output.
+"""The action registry: every action a playbook may name, with its parameters, permissions and example.
 
-A test keeps the committed file equal to `render_action_catalogue()`, so the documentation can
-never drift from `remediation.actions.registry`. Regenerate with `python -m remediation.actions.catalogue`.
+This is the one list. Playbook validation (`remediation.playbooks`) checks steps against it, the
+catalogue in `docs/actions.md` is generated from it (`remediation.actions.catalogue`), and the
+executor will look implementations up by the same names. Parameter models live with their family:
+`remediation.actions.kubernetes`, `.acr` and `.notify`.
+
+Permissions read `"<system>: <permission>"`: `kubernetes: <[group/]resource> <verb>` for the
+cluster role the bot's identity needs, `azure: <Azure RBAC (data) action>` for the registry, and
+`slack: <OAuth scope>` for the bot token.
 """
 
 from __future__ import annotations
 
-import json
-import types
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel
 
-from remediation.actions.registry import ACTIONS, ActionSpec
-
-_HEADER = """\
-# Action catalogue
-
-Generated from `remediation.actions.registry` by `remediation.actions.catalogue.render_action_catalogue()`;
-do not edit by hand. Playbook steps name these actions and pass these parameters; the loader rejects
-anything else. Permissions read `kubernetes: <[group/]resource> <verb>`, `azure: <Azure RBAC action>`
-or `slack: <OAuth scope>`.
-
-| action | summary | parameters | permissions | destructive | inverse | example |
-|---|---|---|---|---|---|---|
-"""
-
-_BOUNDS = ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="), (Lt, "lt", "<"))
-_LENGTHS = ((MinLen, "min_length", "length >="), (MaxLen, "max_length", "length <="))
+from remediation.actions import acr, kubernetes, notify
 
 
-def render_action_catalogue() -> str:
-    rows = [_row(ACTIONS[name]) for name in sorted(ACTIONS)]
-    return _HEADER + "".join(f"| {' | '.join(_cell(c) for c in row)} |\n" for row in rows)
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    name: str
+    summary: str
+    params: type[BaseModel]
+    permissions: tuple[str, ...]
+    example: dict[str, Any]
+    destructive: bool  # removes, blocks or disrupts something in use: the executor snapshots first
+    inverse: str | None  # the action that undoes this one, when it is a separate action
+    reversible: bool = True  # False: undo cannot bring back what apply removed (a deleted pod)
+
+    def validate(self, params: Mapping[str, Any]) -> BaseModel:
+        """The typed parameters; pydantic.ValidationError when they do not fit the model."""
+        return self.params.model_validate(params)
 
 
-def _row(spec: ActionSpec) -> list[str]:
-    params = [_param(name, info) for name, info in spec.params.model_fields.items()]
-    return [
-        f"`{spec.name}`",
-        spec.summary,
-        "<br>".join(params),
-        "<br>".join(spec.permissions),
-        "yes" if spec.destructive else "no",
-        f"`{spec.inverse}`" if spec.inverse else "",
-        f"`{json.dumps(spec.example)}`",
-    ]
+class UnknownAction(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown action {self.name!r} (known actions: {', '.join(sorted(ACTIONS))})"
 
 
-def _param(name: str, info: FieldInfo) -> str:
-    text = f"`{name}`: {_type(info.annotation)}"
-    text += " (required)" if info.is_required() else f" = `{json.dumps(info.default)}`"
-    constraints = [
-        f"{symbol} {getattr(m, attr)}"
-        for m in info.metadata
-        for kind, attr, symbol in _BOUNDS + _LENGTHS
-        if isinstance(m, kind)
-    ]
-    if constraints:
-        text += f", {', '.join(constraints)}"
-    if info.description:
-        text += f"; {info.description}"
-    return text
+def _k8s(resource: str, *verbs: str) -> tuple[str, ...]:
+    return tuple(f"kubernetes: {resource} {verb}" for verb in verbs)
 
 
-def _type(annotation: Any) -> str:
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return " or ".join(json.dumps(arg) for arg in get_args(annotation))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type(arg) for arg in get_args(annotation))
-    if origin is Annotated:
-        return _type(get_args(annotation)[0])
-    if annotation is type(None):
-        return "null"
-    return getattr(annotation, "__name__", str(annotation))
+def _azure(*actions: str) -> tuple[str, ...]:
+    return tuple(f"azure: Microsoft.ContainerRegistry/registries/{action}" for action in actions)
 
 
-def _cell(text: str) -> str:
-    # A pipe would end the Markdown table cell.
-    return text.replace("|", "\\|").replace("\n", " ")
+_RBAC = ("clusterrolebindings", "rolebindings", "clusterroles", "roles")
+_CLUSTER = "aks-prod-weu"  # a configured cluster name; an AKS resource id is accepted too
+_CLUSTER_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks-prod"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-weu"
+)
+_DIGEST = "sha256:60cc59004e8e9bfdbfad641fd5dc34b9a0c67345768ba5d5d957214b686f4fcb"
+_NODE = "aks-nodepool1-12345678-vmss000000"
+_POD = {"cluster": _CLUSTER, "namespace": "payments", "pod": "api-7d9c6b5f4-x2x9q"}
+
+_SPECS = (
+    ActionSpec(
+        name="registry.quarantine_tag",
+        summary="Quarantine an image tag: `lock` disables reads and writes of the tag in place; `move` imports "
+        "the image into a quarantine repository and removes the tag. Undo: registry.release_tag.",
+        params=acr.QuarantineTagParams,
+        permissions=_azure(
+            "repositories/metadata/read",
+            "repositories/metadata/write",
+            "importImage/action",
+            "repositories/content/delete",
+        ),
+        example={"registry": "myregistry.azurecr.io", "repository": "prod/api", "tag": "latest", "digest": _DIGEST},
+        destructive=True,
+        inverse="registry.release_tag",
+    ),
+    ActionSpec(
+        name="registry.release_tag",
+        summary="Release a quarantined tag: re-enable its reads and writes, or import it back from the "
+        "quarantine repository when it was moved.",
+        params=acr.ReleaseTagParams,
+        permissions=_azure("repositories/metadata/read", "repositories/metadata/write", "importImage/action"),
+        example={"registry": "myregistry.azurecr.io", "repository": "prod/api", "tag": "latest"},
+        destructive=False,
+        inverse=None,
+    ),
+    ActionSpec(
+        name="kubernetes.cordon_node",
+        summary="Mark a node unschedulable so no new pod lands on it; running pods stay. "
+        "Undo: kubernetes.uncordon_node.",
+        params=kubernetes.CordonNodeParams,
+        permissions=_k8s("nodes", "get", "list", "patch"),
+        example={"cluster": _CLUSTER, "node": _NODE},
+        destructive=False,
+        inverse="kubernetes.uncordon_node",
+    ),
+    ActionSpec(
+        name="kubernetes.uncordon_node",
+        summary="Mark a node schedulable again. Undo: kubernetes.cordon_node.",
+        params=kubernetes.UncordonNodeParams,
+        permissions=_k8s("nodes", "get", "list", "patch"),
+        example={"cluster": _CLUSTER, "node": _NODE},
+        destructive=False,
+        inverse="kubernetes.cordon_node",
+    ),
+    ActionSpec(
+        name="kubernetes.drain_node",
+        summary="Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets and "
+        "skipping DaemonSet and mirror pods. No undo: controllers reschedule evicted pods elsewhere; "
+        "kubernetes.uncordon_node reopens the node.",
+        params=kubernetes.DrainNodeParams,
+        permissions=(*_k8s("nodes", "get", "list", "patch"), *_k8s("pods", "list"), *_k8s("pods/eviction", "create")),
+        example={"cluster": _CLUSTER, "node": _NODE, "grace_period_seconds": 30, "timeout_seconds": 600},
+        destructive=True,
+        inverse=None,
+    ),
+    ActionSpec(
+        name="kubernetes.delete_rbac_object",
+        summary="Delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role after snapshotting it. "
+        "Undo: kubernetes.restore_object from the snapshot.",
+        params=kubernetes.DeleteRbacObjectParams,
+        permissions=tuple(p for r in _RBAC for p in _k8s(f"rbac.authorization.k8s.io/{r}", "get", "delete")),
+        example={"cluster": _CLUSTER_ID, "kind": "ClusterRoleBinding", "name": "dev-cluster-admin"},
+        destructive=True,
+        inverse="kubernetes.restore_object",
+    ),
+    ActionSpec(
+        name="kubernetes.restore_object",
+        summary="Recreate an object from the snapshot taken before a destructive action. Restoring roles and "
+        "bindings needs `bind` and `escalate`: Kubernetes refuses to grant more than the creator holds otherwise.",
+        params=kubernetes.RestoreObjectParams,
+        permissions=(
+            *(p for r in _RBAC for p in _k8s(f"rbac.authorization.k8s.io/{r}", "get", "create")),
+            *(p for r in ("clusterroles", "roles") for p in _k8s(f"rbac.authorization.k8s.io/{r}", "bind", "escalate")),
+        ),
+        example={"cluster": _CLUSTER, "snapshot": "snapshots/2024-11-21/inc-0001/step-0.json"},
+        destructive=False,
+        inverse=None,
+    ),
+    ActionSpec(
+        name="kubernetes.isolate_pod",
+        summary="Cut a pod off the network while it keeps running for forensics: label it and apply a deny-all "
+        "NetworkPolicy selecting that label. Undo: kubernetes.release_pod.",
+        params=kubernetes.IsolatePodParams,
+        permissions=(*_k8s("pods", "get", "patch"), *_k8s("networking.k8s.io/networkpolicies", "get", "create")),
+        example=dict(_POD),
+        destructive=True,
+        inverse="kubernetes.release_pod",
+    ),
+    ActionSpec(
+        name="kubernetes.release_pod",
+        summary="Undo an isolation: remove the pod's quarantine label and its deny-all NetworkPolicy.",
+        params=kubernetes.ReleasePodParams,
+        permissions=(*_k8s("pods", "get", "patch"), *_k8s("networking.k8s.io/networkpolicies", "get", "delete")),
+        example=dict(_POD),
+        destructive=False,
+        inverse=None,
+    ),
+    ActionSpec(
+        name="kubernetes.scale_to_zero",
+        summary="Scale a Deployment or StatefulSet to zero replicas, recording the current count. Its own undo "
+        "scales back to the recorded count, so it has no separate inverse action.",
+        params=kubernetes.ScaleToZeroParams,
+        permissions=tuple(
+            p
+            for r in ("deployments", "statefulsets")
+            for p in (*_k8s(f"apps/{r}", "get"), *_k8s(f"apps/{r}/scale", "patch"))
+        ),
+        example={"cluster": _CLUSTER, "namespace": "payments", "kind": "Deployment", "name": "api"},
+        destructive=True,
+        inverse=None,
+    ),
+    ActionSpec(
+        name="kubernetes.delete_pod",
+        summary="Delete a pod; a controller that owns it starts a fresh one. No undo: the deleted pod "
+        "and its local state are gone.",
+        params=kubernetes.DeletePodParams,
+        permissions=_k8s("pods", "get", "delete"),
+        example={**_POD, "grace_period_seconds": 0},
+        destructive=True,
+        inverse=None,
+        reversible=False,
+    ),
+    ActionSpec(
+        name="notify",
+        summary="Post a message to Slack, to the playbook's notify channel unless one is named. "
+        "Changes nothing, so there is nothing to undo.",
+        params=notify.NotifyParams,
+        permissions=("slack: chat:write",),
+        example={"message": "Kubernetes dashboard exposed on aks-prod-weu", "channel": "#secops-alerts"},
+        destructive=False,
+        inverse=None,
+    ),
+)
+
+ACTIONS: Mapping[str, ActionSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
 
 
-if __name__ == "__main__":
-    from pathlib import Path
-
-    target = Path(__file__).resolve().parents[2] / "docs" / "actions.md"
-    target.write_text(render_action_catalogue(), encoding="utf-8")
+def get_action(name: str) -> ActionSpec:
+    try:
+        return ACTIONS[name]
+    except KeyError:
+        raise UnknownAction(name) from None

@@ -2,16 +2,16 @@
 
 Triggers in `functions/` and the CLI hand raw bodies or decoded events here and get back one
 Outcome per event: a Signal, a Skip (well formed, not ours) or a Rejection (why it was refused).
-Nothing in here touches the network; `remediation.intake` takes the Signals on.
+`parse_any` (in `sources`) reads a document of any registered source. Nothing in here touches the
+network; `remediation.intake` takes the Signals on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from remediation.signals.acr import is_registry_event, parse_registry_event
+from remediation.signals.acr import parse_registry_event
 from remediation.signals.defender import parse_defender_alert
 from remediation.signals.model import (
     TARGET_FIELDS,
@@ -24,13 +24,16 @@ from remediation.signals.model import (
     Source,
     Targets,
 )
+from remediation.signals.sources import IntakeSource, Parser, Recogniser, parse_any, register_source
 
 __all__ = [
     "MAX_EVENT_BYTES",
     "TARGET_FIELDS",
+    "IntakeSource",
     "InvalidEvent",
     "Outcome",
     "Parser",
+    "Recogniser",
     "Rejection",
     "Severity",
     "Signal",
@@ -42,19 +45,11 @@ __all__ = [
     "parse_any",
     "parse_defender_alert",
     "parse_registry_event",
+    "register_source",
 ]
 
 MAX_EVENT_BYTES = 1024 * 1024
 """Event Grid's limit for one event; we hold every sender to it."""
-
-Parser = Callable[[Any], Outcome]
-
-
-def parse_any(obj: Any) -> Outcome:
-    """Registry events by their type; anything else is read as a Defender alert."""
-    if isinstance(obj, dict) and is_registry_event(obj):
-        return parse_registry_event(obj)
-    return parse_defender_alert(obj)
 
 
 def normalise(obj: Any, parse: Parser, *, index: int | None = None) -> Outcome:

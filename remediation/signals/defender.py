@@ -4,7 +4,8 @@ Shapes: the ARM REST resource (camelCase under `properties`); continuous export 
 automation (flat PascalCase); Log Analytics `SecurityAlert` rows (`AlertSeverity`, `ResourceId`,
 `Entities` and `ExtendedProperties` as JSON strings); any of these as the `data` of an Event Grid
 custom-topic event. Recommendations and sub-assessments that share a continuous-export stream are
-recognised and skipped. Entity and ExtendedProperties reading lives in `defender_entities`.
+recognised and skipped. `is_defender_document` tells `sources.parse_any` which documents these are.
+Entity and ExtendedProperties reading lives in `defender_entities`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "extended": (("extendedProperties",), ("ExtendedProperties",), ("ExtendedProperties",)),
 }
 _ARM, _FLAT, _LOG_ANALYTICS = 0, 1, 2
+_SECURITY_NAMESPACE = "microsoft.security/"
+
+
+def is_defender_document(obj: Mapping[str, Any]) -> bool:
+    """Whether `obj` is Defender's: an alert in one of its shapes, another Microsoft.Security export
+    (skipped), or an Event Grid/CloudEvent envelope whose data is one of these. Key lookups only."""
+    if is_envelope(obj):
+        data = obj.get("data")
+        return isinstance(data, dict) and _is_bare_document(data)
+    return _is_bare_document(obj)
+
+
+def _is_bare_document(obj: Mapping[str, Any]) -> bool:
+    kind = obj.get("type")
+    if isinstance(kind, str) and kind.lower().startswith(_SECURITY_NAMESPACE):
+        return True  # an ARM alert (Microsoft.Security/Locations/alerts) or a recommendation, score...
+    props = obj.get("properties")
+    if isinstance(props, dict) and ("alertType" in props or "systemAlertId" in props):
+        return True
+    return "AlertType" in obj or "SystemAlertId" in obj or "AlertSeverity" in obj
 
 
 def parse_defender_alert(obj: Any) -> Outcome:
@@ -71,7 +92,7 @@ def _non_alert(obj: Mapping[str, Any]) -> Skip | None:
     if not isinstance(kind, str):
         return None
     lowered = kind.lower()
-    if lowered.startswith("microsoft.security/") and not lowered.endswith("/alerts"):
+    if lowered.startswith(_SECURITY_NAMESPACE) and not lowered.endswith("/alerts"):
         event_id = obj.get("id")
         return Skip(kind=kind, event_id=event_id if isinstance(event_id, str) else None)
     return None

@@ -1,7 +1,8 @@
 """Event Grid schema and CloudEvents 1.0 envelopes, read into one shape.
 
-Used by the registry normaliser and by the Defender normaliser for alerts that reach us through an
-Event Grid custom topic. Validation is ours: the azure-eventgrid models do not validate.
+Used by the registry normaliser, by the Defender normaliser for alerts that reach us through an
+Event Grid custom topic, and by `sources.parse_any` to skip Event Grid's own system events.
+Validation is ours: the azure-eventgrid models do not validate.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def read_envelope(obj: Mapping[str, Any]) -> Envelope:
             data_version=optional_str(obj, "dataVersion", where=""),
         )
     raise InvalidEvent("not an Event Grid event (no eventType) nor a CloudEvent (no specversion)")
+
+
+def is_system_envelope(obj: Mapping[str, Any]) -> bool:
+    """`is_system_event` read off the raw object (the type key `read_envelope` would use), unvalidated."""
+    kind = obj.get("type") if "specversion" in obj else obj.get("eventType")
+    return isinstance(kind, str) and kind.startswith(SYSTEM_EVENT_PREFIX)
 
 
 def is_system_event(envelope: Envelope) -> bool:

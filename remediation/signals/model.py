@@ -7,15 +7,91 @@ Normalisers in `remediation.signals.acr` and `remediation.signals.defender` buil
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, final
+
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+"""Lower case, no ':' or '/': a source prefixes dedup ids and names an events-table partition."""
 
 
-class Source(enum.StrEnum):
-    REGISTRY = "registry"
-    DEFENDER = "defender"
+class _SourceKind(type):
+    """Iterating `Source` lists the registered sources, in registration order, as an enum would."""
+
+    _known: dict[str, Source]
+
+    def __iter__(cls) -> Iterator[Source]:
+        return iter(tuple(cls._known.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._known)
+
+    def __contains__(cls, value: object) -> bool:
+        return isinstance(value, str) and value in cls._known
+
+
+@final
+class Source(str, metaclass=_SourceKind):
+    """Where a Signal came from: an open set of names, one per intake source.
+
+    A Source is its name (a `str`: it compares, hashes, formats and serialises as the bare name),
+    and each name has exactly one instance, so `signal.source is Source.REGISTRY` holds.
+    `Source("registry")` returns that instance and refuses names no one registered; a new intake
+    source calls `Source.register` (through `remediation.signals.sources.register`).
+    """
+
+    __slots__ = ()
+    _known: ClassVar[dict[str, Source]] = {}
+    REGISTRY: ClassVar[Source]
+    DEFENDER: ClassVar[Source]
+
+    def __new__(cls, value: object) -> Source:
+        known = cls._known.get(value) if isinstance(value, str) else None
+        if known is None:
+            raise ValueError(f"{value!r} is not a known source (known: {', '.join(cls._known)})")
+        return known
+
+    @classmethod
+    def register(cls, name: str) -> Source:
+        """The Source called `name`, created on first registration; registering twice is harmless."""
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+            raise ValueError(f"a source name is 1-32 of a-z, 0-9 and '-', starting with a letter; got {name!r}")
+        known = cls._known.get(name)
+        if known is not None:
+            return known
+        source = str.__new__(cls, name)
+        cls._known[name] = source
+        return source
+
+    @classmethod
+    def _forget(cls, source: Source) -> None:
+        """Undo `register` (tests, and plug-ins unloaded); the well-known sources stay."""
+        if source is cls.REGISTRY or source is cls.DEFENDER:
+            raise ValueError(f"the built-in source {source.value!r} cannot be unregistered")
+        cls._known.pop(source.value, None)
+
+    @property
+    def value(self) -> str:
+        """The bare name, as stored in tables and shown in summaries (as `Enum.value` was)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Source({self.value!r})"
+
+    def __reduce__(self) -> tuple[type[Source], tuple[str]]:
+        return (Source, (self.value,))
+
+    def __copy__(self) -> Source:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Source:
+        return self
+
+
+Source.REGISTRY = Source.register("registry")
+Source.DEFENDER = Source.register("defender")
 
 
 class Severity(enum.IntEnum):
