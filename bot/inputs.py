@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from bot.limits import cut
 from bot.views import PARAM_BLOCK
-from remediation.actions.registry import get_action
+from remediation.actions.catalogue import get_action
 from remediation.incidents import Incident
 
 ERROR_TEXT = 150

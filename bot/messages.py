@@ -18,7 +18,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.audit import timestamp
+from remediation.clock import timestamp
 from remediation.incidents import Incident
 from remediation.store.events import make_table_client
 
@@ -37,7 +37,7 @@ class MessageRef:
     state: str
     approvers: tuple[str, ...]
     completed_steps: int
-    incident_updated_at: str  # `remediation.audit.timestamp` text: exact, and ordered as text
+    incident_updated_at: str  # `remediation.clock.timestamp` text: exact, and ordered as text
     etag: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.blocks import incident_blocks, incident_text
 from bot.limits import FALLBACK_TEXT, cut, escape
 from bot.messages import MessageRef
-from remediation.audit import timestamp
+from remediation.clock import timestamp, utcnow
 from remediation.incidents import Incident, IncidentState
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ class MessageStore(Protocol):
     def claim(self, old: MessageRef, new: MessageRef) -> bool: ...
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class SlackNotifier:
     def __init__(
         self,
@@ -54,7 +50,7 @@ class SlackNotifier:
         messages: MessageStore,
         default_channel: str | None,
         min_interval: timedelta = MIN_UPDATE_INTERVAL,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client

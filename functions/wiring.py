@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.config import SlackSettings
     from bot.directory import SlackDirectory
     from bot.notifier import SlackNotifier
-    from remediation.actions.handlers import HandlerSet
+    from remediation.actions.dispatch import ActionSet
     from remediation.engine import Engine
     from remediation.executor import Executor
     from remediation.registry_policy import FindingsRecheck
@@ -71,7 +71,7 @@ def engine() -> Engine:
         notifier=notifier,
         directory=directory,
         enrich=push_policy().enrich,
-        previewer=Previewer(handlers=handlers(), snapshots=snapshots()),
+        previewer=Previewer(actions=actions(), snapshots=snapshots()),
     )
 
 
@@ -80,12 +80,12 @@ def executor() -> Executor:
     from remediation.executor import Executor
 
     engine_ = engine()
-    return Executor(incidents=engine_.incidents, handlers=handlers(), snapshots=snapshots(), notifier=engine_.notifier)
+    return Executor(incidents=engine_.incidents, actions=actions(), snapshots=snapshots(), notifier=engine_.notifier)
 
 
 @functools.cache
-def handlers() -> HandlerSet:
-    from remediation.actions.handlers import from_env
+def actions() -> ActionSet:
+    from remediation.actions.dispatch import from_env
 
     return from_env()
 
@@ -156,7 +156,7 @@ def reset() -> None:
     intake.cache_clear()
     engine.cache_clear()
     executor.cache_clear()
-    handlers.cache_clear()
+    actions.cache_clear()
     snapshots.cache_clear()
     findings_recheck.cache_clear()
     slack.cache_clear()

@@ -15,18 +15,13 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
+
+from remediation.clock import timestamp
 
 GENESIS_HASH = "0" * 64
 MAX_DETAILS_CHARS = 16_000  # keeps a record far below the 64 KiB limit of one Table property
-
-
-def timestamp(moment: datetime) -> str:
-    """A fixed-width UTC ISO-8601 text: lexicographic order is chronological order."""
-    if moment.tzinfo is None:
-        raise ValueError(f"timezone-aware datetime required, got naive {moment.isoformat()}")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def canonical_json(value: Any) -> str:
@@ -71,7 +66,7 @@ class AuditEvent:
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     seq: int
-    at: str  # see `timestamp`
+    at: str  # see `remediation.clock.timestamp`
     incident_id: str
     kind: str
     actor: str

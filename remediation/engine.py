@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from remediation.actions.registry import get_action
+from remediation.actions.catalogue import get_action
+from remediation.clock import utcnow
 from remediation.incidents import (
     ApproverDirectory,
     DecisionRefused,
@@ -53,10 +54,6 @@ _LIVE = (
 )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Engine:
     def __init__(
         self,
@@ -68,7 +65,7 @@ class Engine:
         work: WorkQueue | None = None,
         enrich: Callable[[Signal], Signal] | None = None,
         previewer: Callable[[Incident], tuple[Mapping[str, Any], ...]] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.playbooks = playbooks
         self.incidents = incidents

@@ -2,11 +2,11 @@
 
 Neighbours: the queue trigger in `functions/executor.py` calls `execute`, `undo` or `give_up` for
 each work message; the `IncidentStore` persists every claim and every completed step (ETag
-concurrency); handlers from `remediation.actions` do the work; a `Notifier` reports progress.
+concurrency); the `ActionSet` of `remediation.actions` does the work; a `Notifier` reports progress.
 
 Exactly once: the claim is the transition approved -> executing, so a second delivery or a second
 worker finds the incident taken and stops. Each step's result is stored before the next step
-starts; a redelivery after a crash resumes after the last stored step (the handlers are idempotent
+starts; a redelivery after a crash resumes after the last stored step (the actions are idempotent
 by key and keep their first snapshot, so a step cut off mid-way is safely run again). A worker's
 claim is a lease renewed at every step: an executing incident whose lease ran out was left by a
 dead worker and is taken over. A transient failure releases the lease, so the host's next
@@ -18,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from remediation.actions.registry import get_action
+from remediation.actions.dispatch import ActionSet
 from remediation.actions.runtime import (
-    ActionHandler,
     PermanentFailure,
     SnapshotStore,
     StepContext,
@@ -31,6 +30,7 @@ from remediation.actions.runtime import (
     TargetVersion,
     TransientFailure,
 )
+from remediation.clock import utcnow
 from remediation.incidents import (
     IllegalTransition,
     Incident,
@@ -50,11 +50,6 @@ from remediation.plans import PlannedStep
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=15)  # longer than the longest step (a drain's default timeout is 10 minutes)
-HandlerLookup = Callable[[str], ActionHandler]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Executor:
@@ -62,14 +57,14 @@ class Executor:
         self,
         *,
         incidents: IncidentStore,
-        handlers: HandlerLookup,
+        actions: ActionSet,
         snapshots: SnapshotStore,
         notifier: Notifier | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         lease: timedelta = LEASE,
     ) -> None:
         self._incidents = incidents
-        self._handlers = handlers
+        self._actions = actions
         self._snapshots = snapshots
         self._notifier = notifier or LoggingNotifier()
         self._clock = clock
@@ -181,10 +176,10 @@ class Executor:
     def _run_step(self, incident: Incident, index: int) -> Incident:
         step = incident.plan.steps[index]
         ctx = self._context(incident, index)
-        handler, params = self._handler(step)
-        _require_binding(step, ctx.expected, index)
+        params = self._params(step)
+        _require_binding(step, ctx.expected, index, destructive=self._actions.classes[step.action].destructive)
         try:
-            result = handler.apply(step.action, params, ctx)
+            result = self._actions.apply(step.action, params, ctx)
         except (PermanentFailure, TransientFailure):
             raise
         except Exception as error:  # unknown errors in an action are permanent: never guess twice
@@ -203,9 +198,9 @@ class Executor:
 
     def _undo_step(self, incident: Incident, index: int) -> Incident:
         step = incident.plan.steps[index]
-        handler, params = self._handler(step)
+        params = self._params(step)
         result = StepResult.from_json(incident.step_results[index])
-        undone = handler.undo(step.action, params, result, self._context(incident, index))
+        undone = self._actions.undo(step.action, params, result, self._context(incident, index))
         self._notifier.step_progress(incident, step=index, message=f"undo: {undone.message}")
 
         def record(current: Incident) -> Incident:
@@ -214,12 +209,11 @@ class Executor:
 
         return self._incidents.update(incident, record)
 
-    def _handler(self, step: PlannedStep) -> tuple[ActionHandler, Any]:
+    def _params(self, step: PlannedStep) -> Any:
         try:
-            params = get_action(step.action).validate(step.params)
-        except ValueError as problem:
+            return self._actions.params(step.action, step.params)
+        except (ValueError, LookupError) as problem:
             raise PermanentFailure(f"{step.action}: invalid parameters: {problem}") from None
-        return self._handlers(step.action), params
 
     def _context(self, incident: Incident, index: int) -> StepContext:
         def progress(message: str) -> None:
@@ -262,9 +256,9 @@ def _bound_target(previews: tuple[Mapping[str, Any], ...], index: int) -> Target
     return TargetVersion.from_json(previews[index]["target"])
 
 
-def _require_binding(step: PlannedStep, expected: TargetVersion | None, index: int) -> None:
+def _require_binding(step: PlannedStep, expected: TargetVersion | None, index: int, *, destructive: bool) -> None:
     """A destructive step runs only against the exact target the approvers saw in its preview."""
-    if expected is None and get_action(step.action).destructive:
+    if expected is None and destructive:
         raise PermanentFailure(
             f"step {index + 1} ({step.action}) has no previewed target to bind the approval to: "
             "nothing was changed; open the incident again once its target can be read"
@@ -279,8 +273,8 @@ class Previewer:
     """Each step's preview when an incident opens: what the approvers see, and the exact target
     version their approval binds to. A step that cannot be previewed says why; nothing is guessed."""
 
-    def __init__(self, *, handlers: HandlerLookup, snapshots: SnapshotStore) -> None:
-        self._handlers = handlers
+    def __init__(self, *, actions: ActionSet, snapshots: SnapshotStore) -> None:
+        self._actions = actions
         self._snapshots = snapshots
 
     def __call__(self, incident: Incident) -> tuple[Mapping[str, Any], ...]:
@@ -289,8 +283,8 @@ class Previewer:
     def _one(self, incident: Incident, index: int, step: PlannedStep) -> Mapping[str, Any]:
         ctx = StepContext(incident_id=incident.id, step=index, snapshots=self._snapshots)
         try:
-            params = get_action(step.action).validate(step.params)
-            preview = self._handlers(step.action).preview(step.action, params, ctx)
+            params = self._actions.params(step.action, step.params)
+            preview = self._actions.preview(step.action, params, ctx)
         except Exception as error:  # a preview never blocks an incident from opening
             logger.warning("preview failed", extra=_fields(incident, step=index, reason=str(error)))
             return {"step": index, "error": str(error)[:500]}

@@ -1,52 +1,386 @@
-"""Settings from environment variables: local.settings.json `Values` locally, app settings in Azure.
+"""Every setting the app reads, declared once, and the one reader of the environment.
 
-Read once per worker by the composition code in `functions/` and by the CLI. Secrets are never
-defaults here: in Azure they are Key Vault references or managed identity.
+`DECLARED` lists each variable (app settings in Azure, local.settings.json `Values` locally) with its
+meaning, default and local value; the README's settings table (`python -m remediation.settings`) and
+local.settings.example.json follow it, and tests/test_settings.py keeps them and the source equal.
+`Settings.from_env` is the one reader of os.environ (tests/test_settings.py lists the readers not
+yet moved here). Its groups are for the composition code in `functions/wiring.py` and the CLI:
+`kubernetes` (the Kubernetes actions), `registry` (the container registry actions and
+remediation.registry_policy), `slack` (bot/) and `azure` (the endpoints and identity of the Azure
+SDK clients). Secrets have no defaults and never appear in a repr: in Azure they are Key Vault
+references or managed identity.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+DEFAULT_PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "gatekeeper-system"})
+DEFAULT_FINDINGS_RECHECK_DELAYS = (120, 300, 600)  # seconds before re-check 1, 2, 3
+SLACK_API_BASE_URL = "https://slack.com/api/"
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_ACR_AUDIENCE = "https://containerregistry.azure.net"
+DEFAULT_ACR_DATA_ENDPOINT = "https://{login_server}"
+
+# How a value is written; tests/test_settings.py feeds every parsed kind a malformed value.
+Kind = Literal[
+    "text", "path", "connection", "list", "flag", "number", "fraction", "json", "minutes", "url", "url-template",
+    "authority",
+]  # fmt: skip
 
 
-class SettingsError(RuntimeError):
-    """A required setting is missing or malformed; the message names it."""
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable. `default` and `example` are written as in the environment; "" is empty."""
+
+    name: str
+    kind: Kind
+    meaning: str  # one line, for the README
+    default: str = ""  # the value used when the variable is unset or empty
+    example: str | None = None  # local.settings.example.json's value; None: the default
+    secret: bool = False
+    required: bool = False
+    host_only: bool = False  # read by the Functions host (bindings, runtime), never by our code
+
+    @property
+    def local_value(self) -> str:
+        return self.default if self.example is None else self.example
+
+
+# fmt: off
+DECLARED: tuple[Setting, ...] = (
+    Setting("FUNCTIONS_WORKER_RUNTIME", "text", "the language worker", example="python", required=True, host_only=True),
+    Setting("AzureWebJobsStorage", "connection", "storage for the host and for our tables, queue and snapshots",
+            example="UseDevelopmentStorage=true", secret=True, required=True),
+    Setting("AzureWebJobsFeatureFlags", "list", "`EnableWorkerIndexing` lets the host index the v2 programming model",
+            example="EnableWorkerIndexing", host_only=True),
+    Setting("REMEDIATION_EVENTS_TABLE", "text", "name of the dedup table", "events"),
+    Setting("REMEDIATION_INCIDENTS_TABLE", "text", "name of the incidents table", "incidents"),
+    Setting("REMEDIATION_AUDIT_TABLE", "text", "name of the audit table", "audit"),
+    Setting("REMEDIATION_ACTIONS_QUEUE", "text", "the queue of approved incidents for the executor",
+            "remediation-actions"),
+    Setting("REMEDIATION_SNAPSHOTS_CONTAINER", "text",
+            "the blob container of write-once snapshots taken before destructive steps", "snapshots"),
+    Setting("REMEDIATION_PLAYBOOKS_DIR", "path", "the playbook folder; empty means `playbooks/` of the deployed app"),
+    Setting("REMEDIATION_PROTECTED_NAMESPACES", "list", "namespaces the Kubernetes actions never touch, besides "
+            "kube-system, kube-public, kube-node-lease and gatekeeper-system (comma-separated)"),
+    Setting("REMEDIATION_MAX_UNSCHEDULABLE_FRACTION", "fraction", "blast radius: the largest fraction of a "
+            "cluster's nodes that may be unschedulable after a cordon or drain", repr(1 / 3), example="0.3333"),
+    Setting("REMEDIATION_KUBECONFIGS", "json", 'JSON `{"<cluster name or AKS resource id>": "/path/kubeconfig"}` '
+            "for local and non-AKS clusters; AKS clusters are otherwise reached through ARM and Entra"),
+    Setting("REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS", "number", "timeout of every Kubernetes API call", "30"),
+    Setting("REMEDIATION_K8S_RETRY_ATTEMPTS", "number", "attempts of a Kubernetes API call, the first included",
+            "5"),
+    Setting("REMEDIATION_K8S_RETRY_MAX_SECONDS", "number", "the longest wait between two attempts", "60"),
+    Setting("REMEDIATION_REGISTRIES", "json", 'JSON `{"<login server>": "<registry resource id>"}`: our '
+            "registries (others are reported, never acted on)"),
+    Setting("REMEDIATION_DISALLOWED_TAGS", "json", 'JSON `{"<repository glob>": ["<tag>", ...]}`: pushes marked '
+            "`disallowed_tag`", example='{"prod/*": ["latest"]}'),
+    Setting("REMEDIATION_PUSHER_ALLOWLIST", "json", 'JSON `{"<repository glob>": ["<actor>", ...]}`: pushes by '
+            "anyone else are marked `pusher_not_allowed`"),
+    Setting("REMEDIATION_TAG_INDEX_TABLE", "text", "the tag -> digest index that detects tag overwrites", "tagindex"),
+    Setting("REMEDIATION_FINDINGS_RECHECK_MINUTES", "minutes",
+            "delays of the bounded re-checks for Defender findings after a push (comma-separated)", "2,5,10"),
+    Setting("SLACK_BOT_TOKEN", "text", "the Slack app's bot token; without it the engine only logs", secret=True),
+    Setting("SLACK_SIGNING_SECRET", "text", "the Slack app's signing secret; required with a token", secret=True),
+    Setting("SLACK_DEFAULT_CHANNEL", "text", "the channel for incidents whose playbook names none"),
+    Setting("SLACK_API_BASE_URL", "url", "Slack's Web API address; tests point it at a local server",
+            SLACK_API_BASE_URL, example=""),
+    Setting("SLACK_MESSAGES_TABLE", "text", "incident -> Slack message (channel, ts), so later news updates one "
+            "message", "slackmessages"),
+    Setting("AZURE_RESOURCE_MANAGER_ENDPOINT", "url", "Azure Resource Manager's address (sovereign clouds, tests); "
+            "its token scope is `<endpoint>/.default`", DEFAULT_ARM_ENDPOINT, example=""),
+    Setting("AZURE_AUTHORITY_HOST", "authority", "the Entra authority azure-identity signs in at; unset means "
+            "login.microsoftonline.com (the SDK takes an empty value literally, so the local file names it)",
+            example="login.microsoftonline.com"),
+    Setting("REMEDIATION_RESOURCE_GRAPH_ENDPOINT", "url", "Azure Resource Graph's address; empty means "
+            "AZURE_RESOURCE_MANAGER_ENDPOINT"),
+    Setting("REMEDIATION_ACR_AUDIENCE", "url", "the token audience of registry data planes; Azure China uses "
+            "`https://containerregistry.azure.cn`", DEFAULT_ACR_AUDIENCE, example=""),
+    Setting("REMEDIATION_ACR_DATA_ENDPOINT", "url-template", "a registry's data-plane address, `{login_server}` "
+            "filled in", DEFAULT_ACR_DATA_ENDPOINT, example=""),
+    Setting("AZURE_CLIENT_ID", "text", "the client id of a user-assigned managed identity; empty means the "
+            "system-assigned one"),
+    Setting("DEFENDER_EVENTHUB_NAME", "text", "the Event Hub that Defender continuous export writes to",
+            example="defender-alerts", required=True, host_only=True),
+    Setting("DEFENDER_EVENTHUB_CONSUMER_GROUP", "text", "the consumer group this app reads with (give it its own)",
+            example="$Default", required=True, host_only=True),
+    Setting("DEFENDER_EVENTHUB", "connection", "the Event Hubs connection: a connection string, or in Azure "
+            "`DEFENDER_EVENTHUB__fullyQualifiedNamespace` for managed identity", secret=True, host_only=True),
+    Setting("AzureWebJobs.defender_alerts_eventhub.Disabled", "flag", "turns the Event Hub trigger off where there "
+            "is no Event Hub (there is no local emulator in this setup)", "false", example="true", host_only=True),
+)
+# fmt: on
+_DEFAULTS = {setting.name: setting.default for setting in DECLARED}
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesSettings:
+    protected_namespaces: frozenset[str] = DEFAULT_PROTECTED_NAMESPACES
+    max_unschedulable_fraction: float = 1 / 3
+    kubeconfigs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    request_timeout_seconds: float = 30.0
+    retry_attempts: int = 5
+    retry_max_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_unschedulable_fraction <= 1:
+            raise SettingsError("REMEDIATION_MAX_UNSCHEDULABLE_FRACTION must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    registries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # login server -> id
+    disallowed_tags: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    pusher_allowlist: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    tag_index_table: str = "tagindex"
+    findings_recheck_delays: tuple[int, ...] = DEFAULT_FINDINGS_RECHECK_DELAYS  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSettings:
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    default_channel: str | None = None
+    api_base_url: str = SLACK_API_BASE_URL
+    messages_table: str = "slackmessages"
+
+    def __post_init__(self) -> None:
+        if not self.api_base_url.endswith("/"):
+            object.__setattr__(self, "api_base_url", self.api_base_url + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class AzureSettings:
+    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
+    authority_host: str | None = None  # None: azure-identity's default
+    resource_graph_endpoint: str = ""  # "": the ARM endpoint
+    acr_audience: str = DEFAULT_ACR_AUDIENCE
+    acr_data_endpoint: str = DEFAULT_ACR_DATA_ENDPOINT  # format string with `{login_server}`
+    client_id: str | None = None  # None: the system-assigned identity
+
+    def __post_init__(self) -> None:
+        if not self.resource_graph_endpoint:
+            object.__setattr__(self, "resource_graph_endpoint", self.arm_endpoint)
+
+    @property
+    def arm_scope(self) -> str:
+        return f"{self.arm_endpoint.rstrip('/')}/.default"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    storage_connection: str
+    storage_connection: str = field(repr=False)  # holds the account key in Azure
     events_table: str = "events"
     incidents_table: str = "incidents"
     audit_table: str = "audit"
     actions_queue: str = "remediation-actions"
     snapshots_container: str = "snapshots"
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    slack: SlackSettings | None = None  # None: SLACK_BOT_TOKEN unset, the engine only logs
+    azure: AzureSettings = field(default_factory=AzureSettings)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_storage: bool = True) -> Settings:
+        """Every setting from `env` (os.environ when None); SettingsError names the first bad one.
+
+        `require_storage=False` lets tools that touch no storage (rendering, offline checks) read the
+        other groups; `storage_connection` is then "" when unset.
+        """
         values = os.environ if env is None else env
-
-        def setting(name: str, default: str) -> str:
-            return values.get(name, "").strip() or default
-
-        storage = setting("AzureWebJobsStorage", "")
-        if not storage:
+        storage = _raw(values, "AzureWebJobsStorage")
+        if require_storage and not storage:
             raise SettingsError(
                 "AzureWebJobsStorage is not set: use 'UseDevelopmentStorage=true' with Azurite locally, "
                 "or the storage account's connection string in Azure"
             )
+        playbooks = _raw(values, "REMEDIATION_PLAYBOOKS_DIR")
         return cls(
             storage_connection=storage,
-            events_table=setting("REMEDIATION_EVENTS_TABLE", "events"),
-            incidents_table=setting("REMEDIATION_INCIDENTS_TABLE", "incidents"),
-            audit_table=setting("REMEDIATION_AUDIT_TABLE", "audit"),
-            actions_queue=setting("REMEDIATION_ACTIONS_QUEUE", "remediation-actions"),
-            snapshots_container=setting("REMEDIATION_SNAPSHOTS_CONTAINER", "snapshots"),
-            playbooks_dir=Path(setting("REMEDIATION_PLAYBOOKS_DIR", str(DEFAULT_PLAYBOOKS_DIR))),
+            events_table=_text(values, "REMEDIATION_EVENTS_TABLE"),
+            incidents_table=_text(values, "REMEDIATION_INCIDENTS_TABLE"),
+            audit_table=_text(values, "REMEDIATION_AUDIT_TABLE"),
+            actions_queue=_text(values, "REMEDIATION_ACTIONS_QUEUE"),
+            snapshots_container=_text(values, "REMEDIATION_SNAPSHOTS_CONTAINER"),
+            playbooks_dir=Path(playbooks) if playbooks else DEFAULT_PLAYBOOKS_DIR,
+            kubernetes=_kubernetes(values),
+            registry=_registry(values),
+            slack=_slack(values),
+            azure=_azure(values),
         )
+
+
+def _raw(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    return _raw(env, name) or _DEFAULTS[name]
+
+
+def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:
+    extra = {name.strip() for name in _raw(env, "REMEDIATION_PROTECTED_NAMESPACES").split(",") if name.strip()}
+    kubeconfigs = _json_object(
+        env, "REMEDIATION_KUBECONFIGS", 'map cluster names to kubeconfig paths: {"name": "/path"}', _is_str
+    )
+    return KubernetesSettings(
+        protected_namespaces=DEFAULT_PROTECTED_NAMESPACES | extra,
+        max_unschedulable_fraction=_number(env, "REMEDIATION_MAX_UNSCHEDULABLE_FRACTION"),
+        kubeconfigs=MappingProxyType({key.lower(): value for key, value in kubeconfigs.items()}),
+        request_timeout_seconds=_number(env, "REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS"),
+        retry_attempts=int(_number(env, "REMEDIATION_K8S_RETRY_ATTEMPTS")),
+        retry_max_seconds=_number(env, "REMEDIATION_K8S_RETRY_MAX_SECONDS"),
+    )
+
+
+_REGISTRY_ID = re.compile(
+    r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.containerregistry/registries/[^/]+", re.IGNORECASE
+)
+
+
+def _registry(env: Mapping[str, str]) -> RegistrySettings:
+    name = "REMEDIATION_REGISTRIES"
+    registries = _json_object(env, name, "be a JSON object of login server -> registry resource id", _is_str)
+    for resource_id in registries.values():
+        if not _REGISTRY_ID.fullmatch(resource_id.rstrip("/")):
+            raise SettingsError(f"{name}: {resource_id!r} is not a container registry resource id")
+    return RegistrySettings(
+        registries=MappingProxyType({login.strip().lower(): rid.rstrip("/") for login, rid in registries.items()}),
+        disallowed_tags=_patterns(env, "REMEDIATION_DISALLOWED_TAGS"),
+        pusher_allowlist=_patterns(env, "REMEDIATION_PUSHER_ALLOWLIST"),
+        tag_index_table=_text(env, "REMEDIATION_TAG_INDEX_TABLE"),
+        findings_recheck_delays=_minutes(env, "REMEDIATION_FINDINGS_RECHECK_MINUTES"),
+    )
+
+
+def _slack(env: Mapping[str, str]) -> SlackSettings | None:
+    token = _raw(env, "SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    secret = _raw(env, "SLACK_SIGNING_SECRET")
+    if not secret:
+        raise SettingsError("SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: requests could not be verified")
+    return SlackSettings(
+        bot_token=token,
+        signing_secret=secret,
+        default_channel=_raw(env, "SLACK_DEFAULT_CHANNEL") or None,
+        api_base_url=_url(env, "SLACK_API_BASE_URL"),
+        messages_table=_text(env, "SLACK_MESSAGES_TABLE"),
+    )
+
+
+def _azure(env: Mapping[str, str]) -> AzureSettings:
+    arm = _url(env, "AZURE_RESOURCE_MANAGER_ENDPOINT").rstrip("/")
+    authority = _raw(env, "AZURE_AUTHORITY_HOST")
+    if urlsplit(authority).scheme not in ("", "https"):
+        raise SettingsError(f"AZURE_AUTHORITY_HOST must be a host name or an https URL, not {authority!r}")
+    graph = _raw(env, "REMEDIATION_RESOURCE_GRAPH_ENDPOINT")
+    template = _text(env, "REMEDIATION_ACR_DATA_ENDPOINT")
+    try:
+        example = template.format(login_server="myregistry.azurecr.io")
+    except (KeyError, IndexError, ValueError):
+        raise SettingsError(
+            f"REMEDIATION_ACR_DATA_ENDPOINT must be a URL whose only placeholder is {{login_server}}, not {template!r}"
+        ) from None
+    _absolute("REMEDIATION_ACR_DATA_ENDPOINT", example)
+    return AzureSettings(
+        arm_endpoint=arm,
+        authority_host=authority or None,
+        resource_graph_endpoint=_url(env, "REMEDIATION_RESOURCE_GRAPH_ENDPOINT").rstrip("/") if graph else arm,
+        acr_audience=_url(env, "REMEDIATION_ACR_AUDIENCE"),
+        acr_data_endpoint=template,
+        client_id=_raw(env, "AZURE_CLIENT_ID") or None,
+    )
+
+
+def _number(env: Mapping[str, str], name: str) -> float:
+    raw = _text(env, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _minutes(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    raw = _text(env, name)
+    try:
+        delays = tuple(int(float(part) * 60) for part in raw.split(","))
+    except (ValueError, OverflowError):
+        raise SettingsError(f"{name} must be comma-separated minutes, e.g. 2,5,10, not {raw!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise SettingsError(f"{name} must not hold a negative delay, not {raw!r}")
+    return delays
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    return _absolute(name, _text(env, name))
+
+
+def _absolute(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL, not {url!r}")
+    return url
+
+
+def _json_object(env: Mapping[str, str], name: str, shape: str, valid: Callable[[Any], bool]) -> dict[str, Any]:
+    """A JSON object whose every value is `valid`; SettingsError saying it must `shape` otherwise."""
+    raw = _raw(env, name)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(data, dict) or not all(valid(value) for value in data.values()):
+        raise SettingsError(f"{name} must {shape}")
+    return data
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _patterns(env: Mapping[str, str], name: str) -> Mapping[str, frozenset[str]]:
+    shape = 'be a JSON object of repository pattern -> list of names, e.g. {"prod/*": ["x"]}'
+    data = _json_object(env, name, shape, _is_names)
+    return MappingProxyType({str(pattern): frozenset(names) for pattern, names in data.items()})
+
+
+def render_settings_table() -> str:
+    """The README's settings table (setting | meaning | default | secret), one row per declared setting."""
+    rows = ["| setting | meaning | default | secret |", "|---|---|---|---|"]
+    for setting in DECLARED:
+        meaning = ("Functions host: " if setting.host_only else "") + setting.meaning
+        default = "required" if setting.required else f"`{setting.default}`" if setting.default else "empty"
+        cells = (f"`{setting.name}`", meaning, default, "yes" if setting.secret else "no")
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    from remediation.cli.settings import main
+
+    raise SystemExit(main())

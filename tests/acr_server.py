@@ -411,7 +411,7 @@ class FakeCredential:
 
 
 def endpoints(server: AcrServer) -> Any:
-    from remediation.actions.containerregistry import Endpoints
+    from remediation.actions.container_registry import Endpoints
 
     return Endpoints(
         arm_base_url=server.url,
@@ -421,3 +421,18 @@ def endpoints(server: AcrServer) -> Any:
         read_timeout=5,
         polling_interval=0,
     )
+
+
+def registry_actions(server: AcrServer, *, registries: dict[str, str], sleep: Any = None) -> Any:
+    """The registry family's actions bound to a runtime that reaches `server` with a fake credential."""
+    from remediation.actions import container_registry
+    from remediation.actions.container_registry import RegistryClients, RegistryRuntime
+    from remediation.actions.dispatch import ActionSet
+    from remediation.retry import RetryPolicy
+
+    def runtime() -> RegistryRuntime:
+        clients = RegistryClients(credential=FakeCredential(), endpoints=endpoints(server))
+        retry = RetryPolicy(sleep=sleep or (lambda seconds: None))
+        return RegistryRuntime.build(clients=clients, registries=registries, retry=retry)
+
+    return ActionSet(runtimes={RegistryRuntime: runtime}, catalogue=container_registry.ACTIONS)

@@ -335,7 +335,10 @@ class Harness:
 
 
 def make_harness(server: KubeServer, tmp_path: Any, **settings: Any) -> Harness:
-    from remediation.actions.k8s import ClusterClients, KubernetesActions, KubernetesSettings, RetryPolicy
+    from remediation.actions import kubernetes
+    from remediation.actions.dispatch import ActionSet
+    from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime, KubernetesSettings
+    from remediation.retry import RetryPolicy
     from remediation.store.snapshots import InMemorySnapshotStore
 
     clock = FakeClock()
@@ -345,7 +348,8 @@ def make_harness(server: KubeServer, tmp_path: Any, **settings: Any) -> Harness:
         **settings,
     )
     retry = RetryPolicy(attempts=4, max_seconds=120, sleep=clock.sleep, clock=clock)
-    handler = KubernetesActions(clients=ClusterClients(settings=config), settings=config, retry=retry)
+    runtime = KubernetesRuntime(clients=ClusterClients(settings=config), settings=config, retry=retry)
+    handler = ActionSet(runtimes={KubernetesRuntime: lambda: runtime}, catalogue=kubernetes.ACTIONS)
     return Harness(server, clock, InMemorySnapshotStore(), handler, [])
 
 

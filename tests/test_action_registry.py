@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from remediation.actions import ACTIONS, ActionParams, ActionSpec, UnknownAction, get_action
-from remediation.actions.catalogue import render_action_catalogue
+from remediation.actions import ACTIONS, ActionParams, UnknownAction, get_action
+from remediation.actions.catalogue import ActionClass
+from remediation.actions.docs import render_action_catalogue
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "docs" / "actions.md"
 CLUSTER_ID = (
@@ -21,7 +23,7 @@ DIGEST = "sha256:" + "ab" * 32
 SPECS = sorted(ACTIONS.values(), key=lambda spec: spec.name)
 
 
-def _ids(spec: ActionSpec) -> str:
+def _ids(spec: ActionClass) -> str:
     return spec.name
 
 
@@ -50,16 +52,16 @@ def test_the_registry_holds_the_actions_playbooks_name() -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_every_spec_is_keyed_by_its_name_and_has_a_closed_frozen_params_model(spec: ActionSpec) -> None:
+def test_every_spec_is_keyed_by_its_name_and_has_a_closed_frozen_params_model(spec: ActionClass) -> None:
     assert ACTIONS[spec.name] is spec
-    assert issubclass(spec.params, ActionParams)
-    assert spec.params.model_config.get("extra") == "forbid"
-    assert spec.params.model_config.get("frozen") is True
+    assert issubclass(spec.Params, ActionParams)
+    assert spec.Params.model_config.get("extra") == "forbid"
+    assert spec.Params.model_config.get("frozen") is True
     assert spec.summary.strip()
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_every_spec_declares_permissions_in_the_documented_form(spec: ActionSpec) -> None:
+def test_every_spec_declares_permissions_in_the_documented_form(spec: ActionClass) -> None:
     assert spec.permissions
     for permission in spec.permissions:
         assert re.fullmatch(
@@ -69,19 +71,19 @@ def test_every_spec_declares_permissions_in_the_documented_form(spec: ActionSpec
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_every_example_validates(spec: ActionSpec) -> None:
+def test_every_example_validates(spec: ActionClass) -> None:
     spec.validate(spec.example)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_every_inverse_is_a_registered_action(spec: ActionSpec) -> None:
+def test_every_inverse_is_a_registered_action(spec: ActionClass) -> None:
     if spec.inverse is not None:
         assert spec.inverse in ACTIONS
         assert spec.inverse != spec.name
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_a_destructive_action_without_an_inverse_says_how_undo_goes(spec: ActionSpec) -> None:
+def test_a_destructive_action_without_an_inverse_says_how_undo_goes(spec: ActionClass) -> None:
     if spec.destructive and spec.inverse is None:
         assert "undo" in spec.summary.lower()
 
@@ -237,7 +239,7 @@ def test_models_refuse_unknown_parameters_and_are_frozen() -> None:
 
 
 def test_docs_actions_md_is_the_rendered_catalogue() -> None:
-    # On failure: python -m remediation.actions.catalogue
+    # On failure: python -m remediation.actions.docs
     assert CATALOGUE.read_text(encoding="utf-8") == render_action_catalogue()
 
 
@@ -249,3 +251,19 @@ def test_the_catalogue_has_one_row_per_action_with_its_parameters() -> None:
     assert "kubernetes: pods/eviction create" in drain
     quarantine = next(row for row in rows if row.startswith("| `registry.quarantine_tag`"))
     assert '`mode`: "lock" or "move" = `"lock"`' in quarantine
+
+
+def test_the_registry_role_grants_exactly_what_the_catalogue_and_the_runtime_declare() -> None:
+    from remediation.actions.container_registry.tags import RUNTIME_PERMISSIONS
+
+    role = json.loads((Path(__file__).resolve().parents[1] / "deploy/azure/registry-remediator-role.json").read_text())
+    declared = {
+        p.removeprefix("azure: ")
+        for spec in [*SPECS, type("Runtime", (), {"permissions": RUNTIME_PERMISSIONS})]
+        for p in spec.permissions
+        if p.startswith("azure: ")
+    }
+    granted = set(role["Actions"]) | set(role["DataActions"])
+    assert granted == declared
+    assert all("/repositories/" in action for action in role["DataActions"])
+    assert not any("/repositories/" in action for action in role["Actions"])

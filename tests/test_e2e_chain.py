@@ -24,7 +24,7 @@ from functions import wiring
 from harness import Chain
 from harness import chain_fixture as chain_fixture  # the `chain` fixture
 from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconfig
-from remediation.actions.handlers import HandlerSet
+from remediation.actions.dispatch import ActionSet
 from remediation.incidents import IncidentState
 from remediation.settings import Settings
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
@@ -119,17 +119,17 @@ def use_registry_server(
     from the app's own classes, exactly as `wiring`/`build` build them, with the test's `Endpoints`
     and credential; each replacement is a cached function, as `wiring.reset()` expects.
     """
-    from remediation.actions.containerregistry import RegistryActions, RetryPolicy
-    from remediation.actions.containerregistry.clients import RegistryClients
-    from remediation.actions.containerregistry.resolve import RegistryResolver, parse_registries_setting
-    from remediation.actions.k8s import KubernetesActions
-    from remediation.actions.notify_handler import NotifyActions
+    from remediation.actions.container_registry import RegistryRuntime
+    from remediation.actions.container_registry.clients import RegistryClients
+    from remediation.actions.container_registry.resolve import RegistryResolver, parse_registries_setting
+    from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime
     from remediation.registry_policy import build
     from remediation.registry_policy.findings import ResourceGraphFindings
     from remediation.registry_policy.push_policy import PushPolicy
     from remediation.registry_policy.recheck import DEFAULT_DELAYS, RecheckQueue
     from remediation.registry_policy.rules import PushRules
     from remediation.registry_policy.tag_index import TableTagIndex
+    from remediation.retry import RetryPolicy
 
     registries = {LOGIN_SERVER: REGISTRY_ID}
     monkeypatch.setenv("REMEDIATION_REGISTRIES", json.dumps(registries))
@@ -139,13 +139,15 @@ def use_registry_server(
         return RegistryClients(credential=FakeCredential(), endpoints=endpoints(server))
 
     @functools.cache
-    def handlers() -> HandlerSet:
-        def registry() -> RegistryActions:
-            return RegistryActions.from_env(credential=FakeCredential(), endpoints=endpoints(server), retry=retry)
+    def actions() -> ActionSet:
+        def registry() -> RegistryRuntime:
+            return RegistryRuntime.build(clients=clients(), registries=registries, retry=retry)
 
-        return HandlerSet(
-            families={"kubernetes": KubernetesActions.from_env, "registry": registry, "notify": NotifyActions}
-        )
+        def kubernetes() -> KubernetesRuntime:
+            settings = Settings.from_env().kubernetes
+            return KubernetesRuntime(clients=ClusterClients(settings=settings), settings=settings)
+
+        return ActionSet(runtimes={KubernetesRuntime: kubernetes, RegistryRuntime: registry})
 
     def push_policy() -> PushPolicy:
         storage = Settings.from_env().storage_connection
@@ -158,7 +160,7 @@ def use_registry_server(
             is_ours=resolver.is_ours,
         )
 
-    monkeypatch.setattr(wiring, "handlers", handlers)
+    monkeypatch.setattr(wiring, "actions", actions)
     monkeypatch.setattr(build, "push_policy", push_policy)
     wiring.reset()
 

@@ -22,6 +22,10 @@ import host
 from conftest import AppTables
 from functions import wiring
 from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconfig
+from remediation.actions import kubernetes
+from remediation.actions.dispatch import ActionSet
+from remediation.actions.kubernetes import KubernetesRuntime
+from remediation.actions.kubernetes.pods import IsolatePod
 from remediation.actions.runtime import TransientFailure
 from remediation.executor import Executor
 from remediation.incidents import Incident, IncidentState
@@ -178,7 +182,7 @@ class TestFaults:
         [message] = deliveries(app_tables)
         engine = wiring.engine()
         executors = [
-            Executor(incidents=engine.incidents, handlers=wiring.handlers(), snapshots=wiring.snapshots())
+            Executor(incidents=engine.incidents, actions=wiring.actions(), snapshots=wiring.snapshots())
             for _ in range(2)
         ]
         barrier, results = threading.Barrier(2), []
@@ -210,15 +214,16 @@ class TestFaults:
         class WorkerKilled(BaseException):
             """The process dies: nothing of ours may catch it."""
 
-        def dies_on_isolate(action: str) -> Any:
-            real = wiring.handlers()(action)
-            if action != "kubernetes.isolate_pod":
-                return real
-            dying = type("Dying", (), {"apply": lambda self, *args: (_ for _ in ()).throw(WorkerKilled())})
-            return dying()
+        class DiesOnIsolate(IsolatePod):
+            def apply_on(self, *args: Any) -> Any:
+                raise WorkerKilled()
 
+        dying = ActionSet(
+            runtimes={KubernetesRuntime: lambda: wiring.actions()["kubernetes.isolate_pod"].runtime},
+            catalogue=[cls for cls in kubernetes.ACTIONS if cls is not IsolatePod] + [DiesOnIsolate],
+        )
         engine = wiring.engine()
-        first = Executor(incidents=engine.incidents, handlers=dies_on_isolate, snapshots=wiring.snapshots())
+        first = Executor(incidents=engine.incidents, actions=dying, snapshots=wiring.snapshots())
         with pytest.raises(WorkerKilled):
             first.execute(incident_id)
         stuck = the_incident()
@@ -231,7 +236,7 @@ class TestFaults:
         assert stuck.lease_until is not None
         later = stuck.lease_until + timedelta(seconds=1)
         second = Executor(
-            incidents=engine.incidents, handlers=wiring.handlers(), snapshots=wiring.snapshots(), clock=lambda: later
+            incidents=engine.incidents, actions=wiring.actions(), snapshots=wiring.snapshots(), clock=lambda: later
         )
         second.execute(incident_id)
         done = the_incident()

@@ -25,8 +25,8 @@ import trustme
 import yaml
 
 from acr_server import Recorded, parse_query
-from remediation.actions.k8s import ClusterClients, KubernetesSettings
-from remediation.actions.k8s.connect import AKS_SERVER_SCOPE
+from remediation.actions.kubernetes import ClusterClients, KubernetesSettings
+from remediation.actions.kubernetes.connect import AKS_SERVER_SCOPE
 from remediation.actions.runtime import PermanentFailure, TransientFailure
 
 SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"

@@ -140,7 +140,7 @@ def test_a_409_conflict_is_re_read_and_retried_once(k8s: Harness) -> None:
 
 
 def test_two_409_conflicts_fail_clearly(k8s: Harness) -> None:
-    from remediation.actions.k8s.retry import Conflict
+    from remediation.actions.kubernetes.errors import Conflict
 
     nodes(k8s)
     k8s.emu.fail("PATCH", "/api/v1/nodes/n1", 409, 409)

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from kube_api import CLUSTER, DEPLOYMENTS, NETPOLS, PODS, RBAC, STATEFULSETS, Harness, pod
-from remediation.actions.k8s.pods import ISOLATED_LABEL, policy_name
 from remediation.actions.kubernetes import (
     DeletePodParams,
     DeleteRbacObjectParams,
@@ -16,6 +15,7 @@ from remediation.actions.kubernetes import (
     RestoreObjectParams,
     ScaleToZeroParams,
 )
+from remediation.actions.kubernetes.pods import ISOLATED_LABEL, policy_name
 from remediation.actions.runtime import GuardRefused, Outcome, PermanentFailure, TargetChanged
 
 DELETE_RBAC, RESTORE = "kubernetes.delete_rbac_object", "kubernetes.restore_object"

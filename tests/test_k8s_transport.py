@@ -12,13 +12,12 @@ import pytest
 import yaml
 
 from kube_api import CLUSTER, DROP, NODES, Fault, Harness, KubeServer, make_harness, node
-from remediation.actions.k8s import ClusterClients, KubernetesActions, KubernetesSettings
-from remediation.actions.k8s.connect import AKS_SERVER_SCOPE, token_api_client
-from remediation.actions.k8s.handler import STEPS
-from remediation.actions.k8s.settings import SettingsError
-from remediation.actions.kubernetes import CordonNodeParams
-from remediation.actions.registry import ACTIONS
+from remediation.actions import kubernetes
+from remediation.actions.catalogue import ACTIONS, UnknownAction
+from remediation.actions.kubernetes import ClusterClients, CordonNodeParams, KubernetesSettings
+from remediation.actions.kubernetes.connect import AKS_SERVER_SCOPE, token_api_client
 from remediation.actions.runtime import Outcome, PermanentFailure, TransientFailure
+from remediation.settings import Settings, SettingsError
 
 CORDON = "kubernetes.cordon_node"
 PARAMS = CordonNodeParams(cluster=CLUSTER, node="n1")
@@ -88,7 +87,7 @@ def test_connection_refused_until_the_server_comes_up(tmp_path: Path) -> None:
             server.start(port=port)
             three_nodes(h)
 
-    object.__setattr__(h.handler._retry, "sleep", sleep_then_start)
+    object.__setattr__(h.handler["kubernetes.cordon_node"].runtime.retry, "sleep", sleep_then_start)
     try:
         assert h.handler.apply(CORDON, PARAMS, h.ctx()).outcome is Outcome.APPLIED
     finally:
@@ -143,25 +142,25 @@ def test_settings_from_env() -> None:
         "REMEDIATION_KUBECONFIGS": '{"Local-Kind": "/home/me/.kube/kind"}',
         "REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS": "10",
     }
-    settings = KubernetesSettings.from_env(env)
+    settings = Settings.from_env(env, require_storage=False).kubernetes
     assert {"kube-system", "gatekeeper-system", "falco", "security"} <= settings.protected_namespaces
     assert settings.max_unschedulable_fraction == 0.25 and settings.request_timeout_seconds == 10
     assert settings.kubeconfigs == {"local-kind": "/home/me/.kube/kind"}
-    assert KubernetesSettings.from_env({}).max_unschedulable_fraction == pytest.approx(1 / 3)
+    assert Settings.from_env({}, require_storage=False).kubernetes.max_unschedulable_fraction == pytest.approx(1 / 3)
     with pytest.raises(SettingsError, match="REMEDIATION_KUBECONFIGS"):
-        KubernetesSettings.from_env({"REMEDIATION_KUBECONFIGS": "[1]"})
+        Settings.from_env({"REMEDIATION_KUBECONFIGS": "[1]"}, require_storage=False)
     with pytest.raises(SettingsError, match="REMEDIATION_MAX_UNSCHEDULABLE_FRACTION"):
-        KubernetesSettings.from_env({"REMEDIATION_MAX_UNSCHEDULABLE_FRACTION": "2"})
+        Settings.from_env({"REMEDIATION_MAX_UNSCHEDULABLE_FRACTION": "2"}, require_storage=False)
 
 
-def test_every_registered_kubernetes_action_has_an_implementation() -> None:
+def test_every_catalogued_kubernetes_action_is_a_class_of_the_family(k8s: Harness) -> None:
     registered = {name for name in ACTIONS if name.startswith("kubernetes.")}
-    assert registered == set(STEPS) == KubernetesActions.from_env().actions
-    assert all(STEPS[name].params is ACTIONS[name].params for name in registered)
+    assert registered == {cls.name for cls in kubernetes.ACTIONS} == set(k8s.handler.classes)
+    assert all(ACTIONS[cls.name] is cls for cls in kubernetes.ACTIONS)
 
 
 def test_a_wrong_action_or_params_are_refused(k8s: Harness) -> None:
-    with pytest.raises(PermanentFailure, match="not a Kubernetes action"):
+    with pytest.raises(UnknownAction, match=r"unknown action 'registry\.quarantine_tag'"):
         k8s.handler.apply("registry.quarantine_tag", PARAMS, k8s.ctx())
     with pytest.raises(PermanentFailure, match="takes DrainNodeParams"):
         k8s.handler.apply("kubernetes.drain_node", PARAMS, k8s.ctx())

@@ -16,7 +16,7 @@ from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 import host
 from acr_server import LOGIN_SERVER, AcrServer, FakeCredential, endpoints
 from conftest import AppTables
-from remediation.actions.containerregistry import RegistryClients, RetryPolicy
+from remediation.actions.container_registry import RegistryClients
 from remediation.registry_policy import (
     IMAGE_SCANNED,
     FindingsRecheck,
@@ -27,6 +27,7 @@ from remediation.registry_policy import (
     ResourceGraphFindings,
     TableTagIndex,
 )
+from remediation.retry import RetryPolicy
 from remediation.signals import parse_registry_event
 from remediation.signals.model import Signal
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from acr_server import LOGIN_SERVER, REGISTRY_ID, AcrServer, FakeCredential, endpoints
-from remediation.actions.acr import QuarantineTagParams, ReleaseTagParams
-from remediation.actions.containerregistry import NotOurRegistry, RegistryActions, RetryPolicy
+from acr_server import LOGIN_SERVER, REGISTRY_ID, AcrServer, registry_actions
+from remediation.actions.container_registry import NotOurRegistry, QuarantineTagParams, ReleaseTagParams
+from remediation.actions.dispatch import ActionSet
 from remediation.actions.runtime import Outcome, PermanentFailure, StepContext, TargetChanged, TransientFailure
 from remediation.store.snapshots import InMemorySnapshotStore
 
@@ -34,11 +33,8 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def actions(server: AcrServer, sleeps: list[float]) -> RegistryActions:
-    env = {"REMEDIATION_REGISTRIES": json.dumps({LOGIN_SERVER: REGISTRY_ID})}
-    return RegistryActions.from_env(
-        env, credential=FakeCredential(), endpoints=endpoints(server), retry=RetryPolicy(sleep=sleeps.append)
-    )
+def actions(server: AcrServer, sleeps: list[float]) -> ActionSet:
+    return registry_actions(server, registries={LOGIN_SERVER: REGISTRY_ID}, sleep=sleeps.append)
 
 
 def ctx(incident: str = "inc-1") -> StepContext:
@@ -50,7 +46,7 @@ def params(mode: str = "lock", digest: str | None = OLD, registry: str = LOGIN_S
 
 
 class TestLock:
-    def test_preview_shows_current_and_wanted_attributes_and_binds_the_digest(self, actions: RegistryActions) -> None:
+    def test_preview_shows_current_and_wanted_attributes_and_binds_the_digest(self, actions: ActionSet) -> None:
         preview = actions.preview(QUARANTINE, params(digest=None), ctx())
         assert preview.target is not None and preview.target.to_json() == {
             "kind": "tag", "name": "prod/api:latest", "namespace": None, "uid": None, "version": OLD,
@@ -67,7 +63,7 @@ class TestLock:
         assert preview.changes["manifest"]["digest"] == OLD and not preview.noop
 
     def test_lock_sends_the_patches_and_release_restores_every_attribute(
-        self, actions: RegistryActions, server: AcrServer
+        self, actions: ActionSet, server: AcrServer
     ) -> None:
         server.manifest("prod/api", OLD).attrs["list"] = False  # something not all-default, to be kept exactly
         before = server.snapshot()
@@ -89,7 +85,7 @@ class TestLock:
         assert undone.outcome is Outcome.UNDONE
         assert server.snapshot() == before
 
-    def test_the_acr_token_dance_precedes_each_call(self, actions: RegistryActions, server: AcrServer) -> None:
+    def test_the_acr_token_dance_precedes_each_call(self, actions: ActionSet, server: AcrServer) -> None:
         actions.preview(QUARANTINE, params(), ctx())
         exchange = next(r for r in server.requests if r.path == "/oauth2/exchange")
         token = next(r for r in server.requests if r.path == "/oauth2/token")
@@ -97,9 +93,7 @@ class TestLock:
         assert exchange.body["service"] == LOGIN_SERVER
         assert token.body["grant_type"] == "refresh_token" and token.body["scope"] == "repository:x:pull"
 
-    def test_already_locked_is_a_noop_and_its_undo_changes_nothing(
-        self, actions: RegistryActions, server: AcrServer
-    ) -> None:
+    def test_already_locked_is_a_noop_and_its_undo_changes_nothing(self, actions: ActionSet, server: AcrServer) -> None:
         actions.apply(QUARANTINE, params(), ctx("inc-a"))
         again = actions.apply(QUARANTINE, params(), ctx("inc-b"))
         assert again.outcome is Outcome.NOOP and again.snapshot is None
@@ -107,7 +101,7 @@ class TestLock:
         assert actions.undo(QUARANTINE, params(), again, ctx("inc-b")).outcome is Outcome.NOOP
         assert server.tag("prod/api", "latest").attrs["read"] is False
 
-    def test_a_retry_after_a_crash_keeps_the_first_snapshot(self, actions: RegistryActions, server: AcrServer) -> None:
+    def test_a_retry_after_a_crash_keeps_the_first_snapshot(self, actions: ActionSet, server: AcrServer) -> None:
         step = ctx()
         first = actions.apply(QUARANTINE, params(), step)
         retried = actions.apply(QUARANTINE, params(), step)  # the result was lost; the executor runs it again
@@ -115,13 +109,13 @@ class TestLock:
         actions.undo(QUARANTINE, params(), retried, step)
         assert server.tag("prod/api", "latest").attrs["read"] is True
 
-    def test_a_tag_moved_since_the_plan_is_refused(self, actions: RegistryActions, server: AcrServer) -> None:
+    def test_a_tag_moved_since_the_plan_is_refused(self, actions: ActionSet, server: AcrServer) -> None:
         server.push("prod/api", "latest", NEW)
         with pytest.raises(TargetChanged, match="approve again"):
             actions.apply(QUARANTINE, params(digest=OLD), ctx())
         assert server.calls(method="PATCH") == []
 
-    def test_the_approved_version_in_the_context_binds_too(self, actions: RegistryActions, server: AcrServer) -> None:
+    def test_the_approved_version_in_the_context_binds_too(self, actions: ActionSet, server: AcrServer) -> None:
         preview = actions.preview(QUARANTINE, params(digest=None), ctx())
         server.push("prod/api", "latest", NEW)
         step = StepContext(incident_id="i", step=0, snapshots=InMemorySnapshotStore(), expected=preview.target)
@@ -130,7 +124,7 @@ class TestLock:
 
 
 class TestMove:
-    def test_move_imports_then_deletes_and_release_reimports(self, actions: RegistryActions, server: AcrServer) -> None:
+    def test_move_imports_then_deletes_and_release_reimports(self, actions: ActionSet, server: AcrServer) -> None:
         server.tag("prod/api", "latest").attrs["write"] = False
         before = server.snapshot()
         step = ctx()
@@ -158,7 +152,7 @@ class TestMove:
         assert reimport["source"]["sourceImage"] == f"quarantine/prod/api@{OLD}" and reimport["mode"] == "NoForce"
 
     def test_image_not_found_fails_at_once_with_the_service_message(
-        self, actions: RegistryActions, server: AcrServer
+        self, actions: ActionSet, server: AcrServer
     ) -> None:
         server.unimportable.add(OLD)  # e.g. purged between the read and the import
         with pytest.raises(PermanentFailure, match="ImageNotFound") as failure:
@@ -167,18 +161,14 @@ class TestMove:
         assert len(server.calls(method="POST", prefix="/subscriptions/")) == 1
         assert server.tag("prod/api", "latest") is not None  # nothing deleted
 
-    def test_a_retry_after_the_tag_was_deleted_finishes_the_step(
-        self, actions: RegistryActions, server: AcrServer
-    ) -> None:
+    def test_a_retry_after_the_tag_was_deleted_finishes_the_step(self, actions: ActionSet, server: AcrServer) -> None:
         step = ctx()
         first = actions.apply(QUARANTINE, params(mode="move"), step)
         again = actions.apply(QUARANTINE, params(mode="move"), step)
         assert again.outcome is Outcome.APPLIED and again.undo == first.undo
         assert len(server.calls(method="POST", prefix="/subscriptions/")) == 1  # the copy exists: not imported again
 
-    def test_standalone_release_imports_the_quarantined_copy_back(
-        self, actions: RegistryActions, server: AcrServer
-    ) -> None:
+    def test_standalone_release_imports_the_quarantined_copy_back(self, actions: ActionSet, server: AcrServer) -> None:
         actions.apply(QUARANTINE, params(mode="move"), ctx())
         release = ReleaseTagParams(registry=LOGIN_SERVER, repository="prod/api", tag="latest")
         assert "import quarantine/prod/api:latest-aaaaaaaaaaaa back" in actions.preview(RELEASE, release, ctx()).summary
@@ -189,7 +179,7 @@ class TestMove:
 
 class TestRetriesAndResolution:
     def test_429_with_retry_after_is_retried_after_the_given_delay(
-        self, actions: RegistryActions, server: AcrServer, sleeps: list[float]
+        self, actions: ActionSet, server: AcrServer, sleeps: list[float]
     ) -> None:
         server.fault("POST", r"/importImage$", 429, headers={"Retry-After": "7"})
         actions.apply(QUARANTINE, params(mode="move"), ctx())
@@ -197,7 +187,7 @@ class TestRetriesAndResolution:
         assert len(server.calls(method="POST", prefix="/subscriptions/")) == 2
 
     def test_5xx_retries_are_bounded_and_end_transient(
-        self, actions: RegistryActions, server: AcrServer, sleeps: list[float]
+        self, actions: ActionSet, server: AcrServer, sleeps: list[float]
     ) -> None:
         server.fault("GET", r"/_tags/latest$", 503, times=100)
         with pytest.raises(TransientFailure):
@@ -207,18 +197,17 @@ class TestRetriesAndResolution:
     def test_a_registry_resource_id_is_resolved_with_registries_get(
         self, server: AcrServer, sleeps: list[float]
     ) -> None:
-        unconfigured = RegistryActions.from_env(
-            {}, credential=FakeCredential(), endpoints=endpoints(server), retry=RetryPolicy(sleep=sleeps.append)
-        )
-        assert not unconfigured.resolver.is_ours(LOGIN_SERVER)
+        unconfigured = registry_actions(server, registries={}, sleep=sleeps.append)
+        resolver = unconfigured[QUARANTINE].runtime.resolver
+        assert not resolver.is_ours(LOGIN_SERVER)
         unconfigured.preview(QUARANTINE, params(registry=REGISTRY_ID), ctx())
         unconfigured.preview(QUARANTINE, params(registry=REGISTRY_ID), ctx())
         gets = [r for r in server.calls(method="GET", prefix="/subscriptions/")]
         assert [(r.path, r.query["api-version"]) for r in gets] == [(REGISTRY_ID, "2025-11-01")]  # cached
-        assert unconfigured.resolver.is_ours(LOGIN_SERVER)
+        assert resolver.is_ours(LOGIN_SERVER)
 
     def test_an_image_in_someone_elses_registry_is_reported_not_touched(
-        self, actions: RegistryActions, server: AcrServer
+        self, actions: ActionSet, server: AcrServer
     ) -> None:
         with pytest.raises(NotOurRegistry, match="not one of our registries"):
             actions.apply(QUARANTINE, params(registry="docker.io"), ctx())

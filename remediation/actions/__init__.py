@@ -1,14 +1,14 @@
-"""Remediation actions: the typed registry of what a playbook step may do.
+"""Remediation actions: one class per action, grouped by family, listed once in the catalogue.
 
-`registry` holds the one list (`ACTIONS`, `get_action`); the families hold parameter models
-(`kubernetes`, `acr`, `notify`); `catalogue` renders the registry as `docs/actions.md`.
-`remediation.playbooks` validates steps against this registry; the executor (a later issue)
-will attach preview, apply and undo to the same names.
+`base` defines what an action declares (`Action`, `ActionParams`); `runtime` the contract it keeps
+(failures, target versions, previews, step results, snapshots); `catalogue` is the one list;
+`dispatch.ActionSet` binds it to runtimes for the executor; `docs` renders it. The families:
+`kubernetes/`, `container_registry/` and `notify`.
 """
 
 from __future__ import annotations
 
-from remediation.actions.params import ActionParams
-from remediation.actions.registry import ACTIONS, ActionSpec, UnknownAction, get_action
+from remediation.actions.base import Action, ActionParams
+from remediation.actions.catalogue import ACTIONS, CATALOGUE, UnknownAction, get_action
 
-__all__ = ["ACTIONS", "ActionParams", "ActionSpec", "UnknownAction", "get_action"]
+__all__ = ["ACTIONS", "CATALOGUE", "Action", "ActionParams", "UnknownAction", "get_action"]

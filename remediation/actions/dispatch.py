@@ -1,56 +1,117 @@
-"""Which implementation runs an action: one handler per action family, built when first needed.
+"""The catalogue bound to runtimes: the one object the executor and the previewer run actions through.
 
-Neighbours: the executor and the previewer look handlers up by action name; `functions/wiring.py`
-builds a `HandlerSet` from settings, tests build one around local servers. A family nobody uses
-(a registry-only deployment has no clusters) never reads its settings.
+Neighbours: the composition root (`remediation.compose`) gives `ActionSet` a factory per runtime
+type (`KubernetesRuntime`, `RegistryRuntime`); each action class declares the runtime it needs.
+An action whose runtime nobody provides is refused when the set is built, that is when the app
+loads, never at execution. Runtimes are built on first use, so a registry-only deployment never
+reaches for cluster clients. Every result is logged once here, with the incident and the target.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from remediation.actions.registry import get_action
-from remediation.actions.runtime import ActionHandler
+from pydantic import BaseModel
 
-Factory = Callable[[], ActionHandler]
+from remediation.actions.base import AnyAction, NoRuntime
+from remediation.actions.catalogue import CATALOGUE, ActionClass, UnknownAction, index
+from remediation.actions.runtime import Preview, StepContext, StepResult
+
+logger = logging.getLogger(__name__)
+
+RuntimeFactory = Callable[[], Any]
 
 
-class HandlerSet:
-    def __init__(self, *, families: dict[str, Factory]) -> None:
-        """`families` maps the part of an action name before the dot (`kubernetes`, `registry`) or
-        the whole name of a single action (`notify`) to a factory of its handler."""
-        self._factories = families
-        self._built: dict[str, ActionHandler] = {}
+class ActionsNotBuildable(TypeError):
+    """Actions are declared whose runtime the composition root does not provide."""
+
+
+class ActionSet:
+    def __init__(
+        self, *, runtimes: Mapping[type, RuntimeFactory], catalogue: Iterable[ActionClass] = CATALOGUE
+    ) -> None:
+        self.classes = index(catalogue)
+        self._factories: dict[type, RuntimeFactory] = {NoRuntime: NoRuntime, **runtimes}
+        unbuildable = sorted(name for name, cls in self.classes.items() if cls.Runtime not in self._factories)
+        if unbuildable:
+            raise ActionsNotBuildable(f"no runtime is provided for {', '.join(unbuildable)}")
+        self._runtimes: dict[type, Any] = {}
+        self._actions: dict[str, AnyAction] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, action: str) -> ActionHandler:
-        get_action(action)  # UnknownAction for a name the registry does not know
-        family = action if action in self._factories else action.partition(".")[0]
+    def __getitem__(self, name: str) -> AnyAction:
+        cls = self.classes.get(name)
+        if cls is None:
+            raise UnknownAction(name, self.classes)
         with self._lock:
-            if family not in self._built:
-                if family not in self._factories:
-                    raise LookupError(f"no handler is configured for {action}")
-                self._built[family] = self._factories[family]()
-            return self._built[family]
+            if name not in self._actions:
+                if cls.Runtime not in self._runtimes:
+                    self._runtimes[cls.Runtime] = self._factories[cls.Runtime]()
+                self._actions[name] = cls(self._runtimes[cls.Runtime])
+            return self._actions[name]
+
+    def params(self, name: str, raw: Mapping[str, Any]) -> BaseModel:
+        """The step's typed parameters; pydantic.ValidationError (a ValueError) when they do not fit."""
+        cls = self.classes.get(name)
+        if cls is None:
+            raise UnknownAction(name, self.classes)
+        return cls.validate(raw)
+
+    def preview(self, name: str, params: BaseModel, ctx: StepContext) -> Preview:
+        return self[name].preview(params, ctx)
+
+    def apply(self, name: str, params: BaseModel, ctx: StepContext) -> StepResult:
+        return _logged(ctx, self[name].apply(params, ctx))
+
+    def undo(self, name: str, params: BaseModel, result: StepResult, ctx: StepContext) -> StepResult:
+        return _logged(ctx, self[name].undo(params, result, ctx))
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            self._runtimes.clear()
+            self._actions.clear()
+        for runtime in runtimes:
+            close = getattr(runtime, "close", None)
+            if callable(close):
+                close()
 
 
-def from_env() -> HandlerSet:
-    """The handlers of a deployed app, each configured from its own settings."""
+def _logged(ctx: StepContext, result: StepResult) -> StepResult:
+    target = result.target
+    logger.info(
+        "%s: %s",
+        result.action,
+        result.message,
+        extra={
+            "incident_id": ctx.incident_id,
+            "step": ctx.step,
+            "action": result.action,
+            "outcome": result.outcome.value,
+            "target": f"{target.kind}/{target.namespace or ''}/{target.name}" if target else None,
+        },
+    )
+    return result
 
-    def kubernetes() -> ActionHandler:
-        from remediation.actions.k8s import KubernetesActions
 
-        return KubernetesActions.from_env()
+def from_env() -> ActionSet:
+    """The actions of a deployed app, each family configured from its own settings."""
+    from remediation.actions.container_registry import RegistryClients, RegistryRuntime
+    from remediation.actions.container_registry.resolve import REGISTRIES_SETTING, parse_registries_setting
+    from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime
+    from remediation.settings import Settings
 
-    def registry() -> ActionHandler:
-        from remediation.actions.containerregistry import RegistryActions
+    def kubernetes() -> KubernetesRuntime:
+        settings = Settings.from_env().kubernetes
+        return KubernetesRuntime(clients=ClusterClients(settings=settings), settings=settings)
 
-        return RegistryActions.from_env()
+    def registry() -> RegistryRuntime:
+        import os
 
-    def notify() -> ActionHandler:
-        from remediation.actions.notify_handler import NotifyActions
+        registries = parse_registries_setting(os.environ.get(REGISTRIES_SETTING, ""))
+        return RegistryRuntime.build(clients=RegistryClients(), registries=registries)
 
-        return NotifyActions()
-
-    return HandlerSet(families={"kubernetes": kubernetes, "registry": registry, "notify": notify})
+    return ActionSet(runtimes={KubernetesRuntime: kubernetes, RegistryRuntime: registry})

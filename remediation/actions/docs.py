@@ -1,7 +1,7 @@
-"""The action catalogue in Markdown, generated from the registry: `docs/actions.md` is its output.
+"""The action catalogue in Markdown, generated from the classes: `docs/actions.md` is its output.
 
 A test keeps the committed file equal to `render_action_catalogue()`, so the documentation can
-never drift from `remediation.actions.registry`. Regenerate with `python -m remediation.actions.catalogue`.
+never drift from `remediation.actions.catalogue`. Regenerate with `python -m remediation.actions.docs`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic.fields import FieldInfo
 
-from remediation.actions.registry import ACTIONS, ActionSpec
+from remediation.actions.catalogue import ACTIONS, ActionClass
 
 _HEADER = """\
 # Action catalogue
 
-Generated from `remediation.actions.registry` by `remediation.actions.catalogue.render_action_catalogue()`;
+Generated from `remediation.actions.catalogue` by `remediation.actions.docs.render_action_catalogue()`;
 do not edit by hand. Playbook steps name these actions and pass these parameters; the loader rejects
 anything else. Permissions read `kubernetes: <[group/]resource> <verb>`, `azure: <Azure RBAC action>`
 or `slack: <OAuth scope>`.
@@ -36,8 +36,8 @@ def render_action_catalogue() -> str:
     return _HEADER + "".join(f"| {' | '.join(_cell(c) for c in row)} |\n" for row in rows)
 
 
-def _row(spec: ActionSpec) -> list[str]:
-    params = [_param(name, info) for name, info in spec.params.model_fields.items()]
+def _row(spec: ActionClass) -> list[str]:
+    params = [_param(name, info) for name, info in spec.Params.model_fields.items()]
     return [
         f"`{spec.name}`",
         spec.summary,

@@ -1,7 +1,9 @@
-"""Parameters of the `notify` action: a message posted to Slack without changing anything.
+"""The `notify` action: a message posted to Slack without changing anything.
 
-Slack delivery lives in `bot/` behind the engine's notifier protocol; this module only declares
-what a playbook may pass. Registered in `remediation.actions.registry`.
+Slack delivery lives in `bot/` behind the engine's notifier protocol: the executor reports the
+step's message through `Notifier.step_progress`, which the Slack notifier posts in the incident's
+thread. Preview and undo are trivial, since nothing anywhere changes. `slack_channel` is the rule
+playbooks use for their own `notify` channel too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from remediation.actions.params import ActionParams
+from remediation.actions.base import Action, ActionParams, NoRuntime
+from remediation.actions.runtime import Outcome, Preview, StepContext, StepResult
 
 # A channel name (#secops-alerts), a channel id (C0123ABCD) or a user-group handle (@secops-oncall).
 _CHANNEL = re.compile(r"^(?:#[^\s#@]{1,80}|[CGD][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]*)$")
@@ -30,3 +33,27 @@ SlackChannel = Annotated[str, AfterValidator(slack_channel)]
 class NotifyParams(ActionParams):
     message: str = Field(min_length=1, max_length=3000)
     channel: SlackChannel | None = Field(default=None, description="null: the playbook's notify channel")
+
+
+class Notify(Action[NotifyParams, NoRuntime]):
+    name = "notify"
+    summary = (
+        "Post a message to Slack, to the playbook's notify channel unless one is named. "
+        "Changes nothing, so there is nothing to undo."
+    )
+    Params = NotifyParams
+    permissions = ("slack: chat:write",)
+    example = {"message": "Kubernetes dashboard exposed on aks-prod-weu", "channel": "#secops-alerts"}
+    destructive = False
+
+    def preview(self, params: NotifyParams, ctx: StepContext) -> Preview:
+        return Preview(action=self.name, summary=f"post: {self.typed(params).message}")
+
+    def apply(self, params: NotifyParams, ctx: StepContext) -> StepResult:
+        return StepResult(action=self.name, outcome=Outcome.APPLIED, message=self.typed(params).message)
+
+    def undo(self, params: NotifyParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return StepResult(action=self.name, outcome=Outcome.NOOP, message="a message cannot be unsent: nothing to undo")
+
+
+ACTIONS = (Notify,)

@@ -1,8 +1,7 @@
 """The contract every action implementation keeps: preview, apply (snapshot first) and undo.
 
-Neighbours: `remediation.actions.registry` names the actions and their parameter models; the
-implementations (`remediation.actions.k8s`, `remediation.actions.acr_ops`) implement `ActionHandler`;
-the executor runs them with a `StepContext` and persists each `StepResult` before the next step.
+Neighbours: `remediation.actions.base.Action` is the class every action derives from; the executor
+runs actions with a `StepContext` and persists each `StepResult` before the next step.
 
 Two kinds of failure decide retries: `TransientFailure` (429, 5xx, connection errors; may carry the
 server's Retry-After) and `PermanentFailure` (4xx, bad input, a guard rail, a changed target).
@@ -16,23 +15,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from remediation.failures import ActionFailure, PermanentFailure, TransientFailure
 
-
-class ActionFailure(Exception):
-    """A step that did not happen; the message is what a responder reads."""
-
-
-class PermanentFailure(ActionFailure):
-    """Never retried: the same call would fail the same way."""
-
-
-class TransientFailure(ActionFailure):
-    """Worth retrying, after `delay` seconds when the server said so (Retry-After)."""
-
-    def __init__(self, message: str, *, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.delay = delay
+__all__ = [
+    "ActionFailure",
+    "GuardRefused",
+    "Outcome",
+    "PermanentFailure",
+    "Preview",
+    "SnapshotStore",
+    "StepContext",
+    "StepResult",
+    "TargetChanged",
+    "TargetReplaced",
+    "TargetVersion",
+    "TransientFailure",
+    "prior_snapshot",
+    "snapshot_once",
+]
 
 
 class GuardRefused(PermanentFailure):
@@ -154,11 +154,15 @@ class StepContext:
         return f"{self.incident_id}/step-{self.step}.json"
 
 
-class ActionHandler(Protocol):
-    """One action family's implementation; `params` is the action's validated parameter model."""
+def prior_snapshot(ctx: StepContext) -> dict[str, Any] | None:
+    """The snapshot an earlier attempt of this very step stored (a retry after a crash), if any."""
+    try:
+        return ctx.snapshots.load(ctx.snapshot_key)
+    except LookupError:  # the store's SnapshotMissing
+        return None
 
-    def preview(self, action: str, params: BaseModel, ctx: StepContext) -> Preview: ...
 
-    def apply(self, action: str, params: BaseModel, ctx: StepContext) -> StepResult: ...
-
-    def undo(self, action: str, params: BaseModel, result: StepResult, ctx: StepContext) -> StepResult: ...
+def snapshot_once(ctx: StepContext, document: Mapping[str, Any]) -> dict[str, Any]:
+    """Store the state before the change (write-once) and return what the store holds: the first attempt's."""
+    ctx.snapshots.save(key=ctx.snapshot_key, document=document)
+    return ctx.snapshots.load(ctx.snapshot_key)

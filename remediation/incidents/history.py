@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from remediation.audit import AuditEvent, timestamp
+from remediation.audit import AuditEvent
+from remediation.clock import timestamp
 from remediation.incidents.model import Incident, IncidentState
 
 SYSTEM_ACTOR = "system"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from remediation.audit import timestamp
+from remediation.clock import timestamp
 from remediation.plans import Plan
 
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
-from remediation.audit import AuditLog, InMemoryAuditLog, timestamp
+from remediation.audit import AuditLog, InMemoryAuditLog
+from remediation.clock import timestamp
 from remediation.incidents.history import describe
 from remediation.incidents.lifecycle import can_fold, fold, open_incident
 from remediation.incidents.model import WAITING, Incident, IncidentState, check_transition

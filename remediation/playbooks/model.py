@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from remediation.actions.registry import ActionSpec
+from remediation.actions.catalogue import ActionClass
 from remediation.plans import ApprovalPolicy
 from remediation.playbooks.conditions import Condition
 from remediation.playbooks.paths import Getter
@@ -23,7 +23,7 @@ from remediation.signals.model import Severity, Source
 class Step:
     action: str
     params: tuple[tuple[str, Value], ...]  # in the order written; values are literals, Refs or Templates
-    spec: ActionSpec = field(repr=False, compare=False)
+    spec: ActionClass = field(repr=False, compare=False)
     when: tuple[Condition, ...] = ()
     referenced: Mapping[str, str] = field(default_factory=dict)  # parameter -> the (first) field it reads
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remediation.actions.registry import ACTIONS
+from remediation.actions.catalogue import ACTIONS
 from remediation.plans import MissingParam
 from remediation.playbooks.model import Step
 from remediation.playbooks.references import Ref, Template
@@ -86,7 +86,7 @@ def _refusals(action: str, items: tuple[tuple[str, Any], ...]) -> frozenset[str]
     validation is most of the cost of a plan.
     """
     try:
-        ACTIONS[action].params.model_validate(dict(items))
+        ACTIONS[action].Params.model_validate(dict(items))
     except ValidationError as error:
         return frozenset(str(detail["loc"][0]) if detail["loc"] else "" for detail in error.errors())
     return frozenset()

@@ -1,6 +1,6 @@
 """A playbook's `steps`, checked against the action registry: names, parameters and literal values.
 
-Every step names an action of `remediation.actions.registry`; its parameters must be that action's
+Every step names an action of `remediation.actions.catalogue`; its parameters must be that action's
 (each required one given, as a literal or a reference), and literal values must pass the action's
 parameter model. Values that come from references are only known per Signal; `resolve` checks them.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remediation.actions.registry import ACTIONS, ActionSpec, UnknownAction, get_action
+from remediation.actions.catalogue import ACTIONS, ActionClass, UnknownAction, get_action
 from remediation.playbooks.conditions import parse_conditions
 from remediation.playbooks.errors import Problems, at, did_you_mean, item
 from remediation.playbooks.model import Step
@@ -47,7 +47,7 @@ def _step(raw: Any, path: str, problems: Problems) -> Step | None:
     return Step(action=spec.name, params=params, spec=spec, when=when, referenced=referenced)
 
 
-def _spec(name: Any, path: str, problems: Problems) -> ActionSpec | None:
+def _spec(name: Any, path: str, problems: Problems) -> ActionClass | None:
     if not isinstance(name, str):
         problems.add(path, f"expected an action name (one of {', '.join(sorted(ACTIONS))}), got {kind_of(name)}")
         return None
@@ -59,10 +59,10 @@ def _spec(name: Any, path: str, problems: Problems) -> ActionSpec | None:
 
 
 def _params(
-    spec: ActionSpec, raw: Mapping[str, Any], path: str, problems: Problems
+    spec: ActionClass, raw: Mapping[str, Any], path: str, problems: Problems
 ) -> tuple[tuple[str, Any], ...] | None:
     """The step's parameters with references parsed; None when any of them is wrong."""
-    fields = spec.params.model_fields
+    fields = spec.Params.model_fields
     before = len(problems)
     values: dict[str, Any] = {}
     for name, value in raw.items():
@@ -81,12 +81,12 @@ def _params(
     return tuple(values.items())
 
 
-def _check_literals(spec: ActionSpec, values: Mapping[str, Any], path: str, problems: Problems) -> None:
+def _check_literals(spec: ActionClass, values: Mapping[str, Any], path: str, problems: Problems) -> None:
     """Validate the literal values; errors about parameters given by reference wait for a Signal."""
     deferred = {name for name, value in values.items() if isinstance(value, Ref | Template) or value is INVALID}
     literals = {name: value for name, value in values.items() if name not in deferred}
     try:
-        spec.params.model_validate(literals)
+        spec.Params.model_validate(literals)
     except ValidationError as error:
         for detail in error.errors():
             loc = detail["loc"]

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from remediation.actions.containerregistry.clients import RegistryClients
-from remediation.actions.containerregistry.resolve import (
+from remediation.actions.container_registry.clients import RegistryClients
+from remediation.actions.container_registry.resolve import (
     REGISTRIES_SETTING,
     RegistryResolver,
     parse_registries_setting,

@@ -3,7 +3,7 @@
 Neighbours: `push_policy.PushPolicy` looks findings up on ImagePushed, and `recheck.FindingsRecheck`
 again later (findings land minutes after a push); both turn a `FindingsSummary` into
 `extended_properties` for playbook conditions. The client comes from
-`remediation.actions.containerregistry.clients`; `calls.call` retries it.
+`remediation.actions.container_registry.clients`; `calls.call` retries it.
 
 Exempted findings (status cause `Exempt`: someone accepted the risk) are counted apart, in
 `vulnerabilities_exempt`, and not in the severity counts or `fix_available`.
@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.actions.containerregistry.calls import RetryPolicy, call
-from remediation.actions.containerregistry.clients import RegistryClients
+from remediation.actions.container_registry.calls import call
+from remediation.actions.container_registry.clients import RegistryClients
+from remediation.retry import RetryPolicy
 
 ACR_VULNERABILITIES_ASSESSMENT = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5"
 SEVERITIES = ("critical", "high", "medium", "low")

@@ -16,9 +16,10 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
+from remediation.clock import utcnow
 from remediation.intake import CLAIM_LEASE_SECONDS
 from remediation.store.closing import Closing
 
@@ -35,10 +36,6 @@ DONE = "done"
 CLIENT_DEFAULTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
 
 _FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _valid_table_key(value: str) -> bool:
@@ -73,7 +70,7 @@ class TableEventLedger(Closing):
         *,
         table_client: TableClient,
         lease_seconds: float = CLAIM_LEASE_SECONDS,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._table = table_client
         self._lease = timedelta(seconds=lease_seconds)
@@ -86,7 +83,7 @@ class TableEventLedger(Closing):
         *,
         table_name: str = DEFAULT_TABLE,
         lease_seconds: float = CLAIM_LEASE_SECONDS,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         **client_kwargs: Any,
     ) -> Self:
         """Connect (see `make_table_client`) and create the table if it does not exist yet."""

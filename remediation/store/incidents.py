@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.audit import AuditEvent, AuditLog, canonical_json, timestamp
+from remediation.audit import AuditEvent, AuditLog, canonical_json
+from remediation.clock import timestamp
 from remediation.incidents import (
     WAITING,
     Change,

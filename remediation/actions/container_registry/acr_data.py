@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.actions.containerregistry.calls import RetryPolicy, call, status_of
-from remediation.actions.containerregistry.clients import RegistryClients
-from remediation.actions.containerregistry.resolve import RegistryRef
+from remediation.actions.container_registry.calls import call, status_of
+from remediation.actions.container_registry.clients import RegistryClients
+from remediation.actions.container_registry.resolve import RegistryRef
 from remediation.actions.runtime import PermanentFailure
+from remediation.retry import RetryPolicy
 
 FLAGS = ("can_read", "can_write", "can_delete", "can_list")
 LOCKED = {"can_read": False, "can_write": False, "can_delete": False}  # list stays: the tag stays visible

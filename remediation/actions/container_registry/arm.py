@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from remediation.actions.containerregistry.calls import RetryPolicy, call
-from remediation.actions.containerregistry.clients import RegistryClients
-from remediation.actions.containerregistry.resolve import RegistryRef
+from remediation.actions.container_registry.calls import call
+from remediation.actions.container_registry.clients import RegistryClients
+from remediation.actions.container_registry.resolve import RegistryRef
 from remediation.actions.runtime import TransientFailure
+from remediation.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 

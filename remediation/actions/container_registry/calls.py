@@ -1,8 +1,8 @@
 """Every Azure SDK call of the registry family goes through `call`: bounded retries, clear failures.
 
 Neighbours: `clients` builds the SDK clients with their own retries switched off (`retry_total=0`),
-so this module is the one place that retries: tenacity on HTTP 429 (honouring Retry-After), 5xx and
-connection errors, bounded in attempts and in time, with an injectable `sleep` so tests never wait.
+so this module is the one place that retries, with `remediation.retry.RetryPolicy`: HTTP 429
+(honouring Retry-After), 5xx and connection errors, bounded in attempts and in time.
 What is still transient after the last attempt becomes `TransientFailure(delay=...)` for the
 executor; anything else (404 ImageNotFound, 403, bad input) fails at once as `PermanentFailure`
 carrying the service's own message.
@@ -10,28 +10,13 @@ carrying the service's own message.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
-
 from remediation.actions.runtime import PermanentFailure, TransientFailure
-
-logger = logging.getLogger(__name__)
+from remediation.retry import RetryPolicy
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 4
-    deadline_seconds: float = 60.0  # no new attempt starts after this
-    max_wait_seconds: float = 30.0  # a longer Retry-After is left to the executor's own retry
-    sleep: Callable[[float], None] = time.sleep
 
 
 def status_of(error: BaseException) -> int | None:
@@ -82,26 +67,7 @@ def service_message(error: BaseException) -> str:
 
 def call(fn: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
     """`fn()` with bounded retries of transient errors; failures become Transient/PermanentFailure."""
-
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        delay = retry_after(error) if error else None
-        if delay is None:
-            delay = wait_exponential_jitter(multiplier=0.5, max=policy.max_wait_seconds)(state)
-        logger.info("retrying %s in %.1fs", what, delay, extra={"call": what, "delay": delay})
-        return min(delay, policy.max_wait_seconds)
-
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline_seconds),
-        wait=wait,
-        retry=retry_if_exception(is_transient),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    try:
-        return retrying(fn)
-    except Exception as error:
-        raise _failure(error, what) from error
+    return policy.call(fn, what=what, classify=lambda error: _failure(error, what))
 
 
 def _failure(error: Exception, what: str) -> Exception:

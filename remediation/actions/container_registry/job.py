@@ -8,12 +8,11 @@ and for `move` the quarantine copy), which is also kept in `StepResult.undo`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.actions.containerregistry.resolve import RegistryRef
-from remediation.actions.runtime import Outcome, StepContext, StepResult, TargetVersion
+from remediation.actions.container_registry.resolve import RegistryRef
+from remediation.actions.runtime import Outcome, StepResult, TargetVersion
 
 SHORT_DIGEST = 12
 _MAX_TAG = 128
@@ -61,17 +60,3 @@ class Job:
             "digest": digest,
             **attributes,
         }
-
-
-def earlier_snapshot(ctx: StepContext) -> dict[str, Any] | None:
-    """This step's own snapshot when an earlier attempt saved one (a retry after a crash)."""
-    try:
-        return ctx.snapshots.load(ctx.snapshot_key)
-    except LookupError:
-        return None
-
-
-def save_snapshot(ctx: StepContext, document: Mapping[str, Any]) -> dict[str, Any]:
-    """Save write-once and return what the store holds: the first attempt's document wins."""
-    ctx.snapshots.save(key=ctx.snapshot_key, document=document)
-    return ctx.snapshots.load(ctx.snapshot_key)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from remediation.actions.containerregistry.acr_data import LOCKED, RegistryData, TagState
-from remediation.actions.containerregistry.common import Job, earlier_snapshot, save_snapshot
-from remediation.actions.runtime import Outcome, StepContext, StepResult, TargetChanged
+from remediation.actions.container_registry.acr_data import LOCKED, RegistryData, TagState
+from remediation.actions.container_registry.job import Job
+from remediation.actions.runtime import Outcome, StepContext, StepResult, TargetChanged, prior_snapshot, snapshot_once
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,13 @@ def lock_changes(state: TagState) -> dict[str, Any]:
 def apply_lock(data: RegistryData, job: Job, state: TagState, ctx: StepContext) -> StepResult:
     target = job.target(state.digest)
     if state.locked():
-        earlier = earlier_snapshot(ctx)
+        earlier = prior_snapshot(ctx)
         if earlier is None:
             return job.result(Outcome.NOOP, f"{job.where} is already locked: nothing to do", target=target)
         return job.result(
             Outcome.APPLIED, f"{job.where} locked", target=target, snapshot=ctx.snapshot_key, undo=earlier
         )
-    saved = save_snapshot(
+    saved = snapshot_once(
         ctx, job.document("lock", state.digest, tag_attributes=state.tag, manifest_attributes=state.manifest)
     )
     ctx.progress(f"locking {job.where} and {state.digest}")

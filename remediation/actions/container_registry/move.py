@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from remediation.actions.containerregistry.acr_data import RegistryData, TagNotFound, TagState
-from remediation.actions.containerregistry.arm import RegistryControl
-from remediation.actions.containerregistry.common import Job, earlier_snapshot, save_snapshot
-from remediation.actions.runtime import Outcome, StepContext, StepResult, TargetChanged
+from remediation.actions.container_registry.acr_data import RegistryData, TagNotFound, TagState
+from remediation.actions.container_registry.arm import RegistryControl
+from remediation.actions.container_registry.job import Job
+from remediation.actions.runtime import Outcome, StepContext, StepResult, TargetChanged, prior_snapshot, snapshot_once
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def apply_move(
     """`state` is None when the tag is gone: finish an earlier attempt of this step, or fail."""
     if state is None:
         return _resume(data, control, job, ctx)
-    saved = save_snapshot(
+    saved = snapshot_once(
         ctx,
         job.document(
             "move",
@@ -73,7 +73,7 @@ def _ensure_copy(data: RegistryData, control: RegistryControl, job: Job, digest:
 
 
 def _resume(data: RegistryData, control: RegistryControl, job: Job, ctx: StepContext) -> StepResult:
-    earlier = earlier_snapshot(ctx)
+    earlier = prior_snapshot(ctx)
     if earlier is None or earlier.get("mode") != "move":
         raise TagNotFound(f"{job.where} does not exist")
     digest = str(earlier["digest"])

@@ -1,18 +1,17 @@
-"""Parameters of the Azure Container Registry actions: quarantining and releasing an image tag.
+"""The parameter types the container registry actions share: registry, repository, tag and digest.
 
-Registered in `remediation.actions.registry`. Names follow the OCI distribution rules ACR
+The actions' own models live with them in `tags`. Names follow the OCI distribution rules ACR
 enforces, so a bad repository or tag is refused before anyone is asked to approve it.
-(`registry` is the module holding the action registry, hence this family's name.)
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from remediation.actions.params import ActionParams
+from remediation.actions.base import ActionParams
 
 _HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+(?::[0-9]{1,5})?$")
 _REGISTRY_ID = re.compile(
@@ -63,14 +62,6 @@ class TagParams(ActionParams):
     tag: Tag
 
 
-class QuarantineTagParams(TagParams):
-    digest: Digest | None = Field(
-        default=None, description="sha256:...; when set, the tag must still point at this image"
-    )
-    mode: Literal["lock", "move"] = Field(
-        default="lock", description="lock: disable reads and writes in place; move: to a quarantine repository"
-    )
-
-
-class ReleaseTagParams(TagParams):
-    pass
+def azure_data_actions(*actions: str) -> tuple[str, ...]:
+    """Permissions in the catalogue's form: `azure: Microsoft.ContainerRegistry/registries/<action>`."""
+    return tuple(f"azure: Microsoft.ContainerRegistry/registries/{action}" for action in actions)

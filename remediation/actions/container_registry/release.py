@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediation.actions.containerregistry.acr_data import DEFAULTS, RegistryData
-from remediation.actions.containerregistry.arm import RegistryControl
-from remediation.actions.containerregistry.common import Job
+from remediation.actions.container_registry.acr_data import DEFAULTS, RegistryData
+from remediation.actions.container_registry.arm import RegistryControl
+from remediation.actions.container_registry.job import Job
 from remediation.actions.runtime import Outcome, PermanentFailure, StepResult
 
 

@@ -17,9 +17,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from remediation.actions.containerregistry.calls import RetryPolicy, call
-from remediation.actions.containerregistry.clients import RegistryClients
+from remediation.actions.container_registry.calls import call
+from remediation.actions.container_registry.clients import RegistryClients
 from remediation.actions.runtime import PermanentFailure
+from remediation.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -1,143 +1,176 @@
-"""`RegistryActions`: the ActionHandler of `registry.quarantine_tag` and `registry.release_tag`.
+"""The registry actions: `registry.quarantine_tag` (lock or move a tag) and `registry.release_tag`.
 
-Neighbours: the executor looks the handler up by action name (`RegistryActions.ACTIONS`) and calls
-preview / apply / undo with the parameter models of `remediation.actions.acr`; this module resolves
-the registry (`resolve`), binds the step to the approved digest, and dispatches to `lock`, `move`
-or `release`. The quarantine's undo restores exactly what its snapshot recorded.
+Neighbours: `RegistryRuntime` is what the composition root builds for this family: `resolve` maps
+the step's `registry` parameter to one of our registries, `acr_data` (data plane) and `arm`
+(control plane, importImage) reach it; `lock`, `move` and `release` are the three ways a tag
+changes. The quarantine binds to the approved digest, and its undo restores exactly what its
+snapshot recorded.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import Field
 
-from remediation.actions.acr import QuarantineTagParams, ReleaseTagParams, TagParams
-from remediation.actions.containerregistry.acr_data import RegistryData, TagNotFound, TagState
-from remediation.actions.containerregistry.arm import RegistryControl
-from remediation.actions.containerregistry.calls import RetryPolicy
-from remediation.actions.containerregistry.clients import Endpoints, RegistryClients
-from remediation.actions.containerregistry.common import Job
-from remediation.actions.containerregistry.lock import apply_lock, lock_changes, undo_lock
-from remediation.actions.containerregistry.move import apply_move, move_changes, undo_move
-from remediation.actions.containerregistry.release import apply_release, plan_release
-from remediation.actions.containerregistry.resolve import (
-    REGISTRIES_SETTING,
-    RegistryResolver,
-    parse_registries_setting,
-)
-from remediation.actions.runtime import (
-    Outcome,
-    PermanentFailure,
-    Preview,
-    StepContext,
-    StepResult,
-    TargetChanged,
-)
+from remediation.actions.base import Action
+from remediation.actions.container_registry.acr_data import RegistryData, TagNotFound, TagState
+from remediation.actions.container_registry.arm import RegistryControl
+from remediation.actions.container_registry.clients import RegistryClients
+from remediation.actions.container_registry.job import Job
+from remediation.actions.container_registry.lock import apply_lock, lock_changes, undo_lock
+from remediation.actions.container_registry.move import apply_move, move_changes, undo_move
+from remediation.actions.container_registry.params import Digest, TagParams, azure_data_actions
+from remediation.actions.container_registry.release import apply_release, plan_release
+from remediation.actions.container_registry.resolve import RegistryResolver
+from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, TargetChanged
+from remediation.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
-
-QUARANTINE = "registry.quarantine_tag"
-RELEASE = "registry.release_tag"
+# What the family's runtime needs whatever the action: `registries.get` to resolve a registry named
+# by resource id, and reading the image's content when importImage copies it into quarantine.
+RUNTIME_PERMISSIONS = azure_data_actions("read", "repositories/content/read")
+_DIGEST = "sha256:60cc59004e8e9bfdbfad641fd5dc34b9a0c67345768ba5d5d957214b686f4fcb"
 
 
-class RegistryActions:
-    ACTIONS = (QUARANTINE, RELEASE)
+@dataclass(frozen=True, slots=True)
+class RegistryRuntime:
+    """Our registries and the clients that reach them, shared by both actions."""
 
-    def __init__(
-        self,
-        *,
-        resolver: RegistryResolver,
-        clients: RegistryClients,
-        retry: RetryPolicy | None = None,
-        quarantine_prefix: str = "quarantine/",
-        import_deadline_seconds: float = 300.0,
-    ) -> None:
-        retry = retry or RetryPolicy()
-        self.resolver = resolver
-        self._data = RegistryData(clients=clients, retry=retry)
-        self._control = RegistryControl(clients=clients, retry=retry, import_deadline_seconds=import_deadline_seconds)
-        self._prefix = quarantine_prefix
+    resolver: RegistryResolver
+    data: RegistryData
+    control: RegistryControl
+    quarantine_prefix: str = "quarantine/"
 
     @classmethod
-    def from_env(
+    def build(
         cls,
-        env: Mapping[str, str] | None = None,
         *,
-        credential: TokenCredential | None = None,
-        endpoints: Endpoints | None = None,
+        clients: RegistryClients,
+        registries: dict[str, str],
         retry: RetryPolicy | None = None,
-    ) -> Self:
-        """Configured from REMEDIATION_REGISTRIES; the credential defaults to DefaultAzureCredential."""
-        values = os.environ if env is None else env
-        clients = RegistryClients(credential=credential, endpoints=endpoints)
-        registries = parse_registries_setting(values.get(REGISTRIES_SETTING, ""))
+        import_deadline_seconds: float = 300.0,
+    ) -> RegistryRuntime:
+        retry = retry or RetryPolicy()
         return cls(
-            resolver=RegistryResolver(clients=clients, registries=registries, retry=retry), clients=clients, retry=retry
+            resolver=RegistryResolver(clients=clients, registries=registries, retry=retry),
+            data=RegistryData(clients=clients, retry=retry),
+            control=RegistryControl(clients=clients, retry=retry, import_deadline_seconds=import_deadline_seconds),
         )
 
-    def preview(self, action: str, params: BaseModel, ctx: StepContext) -> Preview:
-        job = self._job(action, params)
-        if isinstance(params, QuarantineTagParams):
-            state = self._bound_state(job, params, ctx)
-            if params.mode == "lock":
-                summary = f"lock {job.where} ({state.digest}): no pulls, pushes or deletes of the tag or the digest"
-                return Preview(action, summary, lock_changes(state), job.target(state.digest), noop=state.locked())
-            changes = move_changes(job, state)
-            summary = f"move {job.where} ({state.digest}) to {changes['import']['target']} and remove the tag"
-            return Preview(action, summary, changes, job.target(state.digest))
-        summary, changes, noop = plan_release(self._data, job)
-        return Preview(action, summary, changes, job.target(None), noop=noop)
+    def job(self, action: str, params: TagParams) -> Job:
+        return Job(
+            action, self.resolver.resolve(params.registry), params.repository, params.tag, self.quarantine_prefix
+        )
 
-    def apply(self, action: str, params: BaseModel, ctx: StepContext) -> StepResult:
-        job = self._job(action, params)
-        if not isinstance(params, QuarantineTagParams):
-            return apply_release(self._data, self._control, job)
+
+class QuarantineTagParams(TagParams):
+    digest: Digest | None = Field(
+        default=None, description="sha256:...; when set, the tag must still point at this image"
+    )
+    mode: Literal["lock", "move"] = Field(
+        default="lock", description="lock: disable reads and writes in place; move: to a quarantine repository"
+    )
+
+
+class ReleaseTagParams(TagParams):
+    pass
+
+
+P = TypeVar("P", bound=TagParams)
+
+
+class RegistryAction(Action[P, RegistryRuntime]):
+    Runtime: ClassVar[type] = RegistryRuntime
+
+    def _job(self, params: P) -> Job:
+        return self.runtime.job(self.name, self.typed(params))
+
+
+class QuarantineTag(RegistryAction[QuarantineTagParams]):
+    name = "registry.quarantine_tag"
+    summary = (
+        "Quarantine an image tag: `lock` disables reads and writes of the tag in place; `move` imports "
+        "the image into a quarantine repository and removes the tag. Undo: registry.release_tag."
+    )
+    Params = QuarantineTagParams
+    permissions = azure_data_actions(
+        "repositories/metadata/read", "repositories/metadata/write", "importImage/action", "repositories/content/delete"
+    )
+    example = {"registry": "myregistry.azurecr.io", "repository": "prod/api", "tag": "latest", "digest": _DIGEST}
+    destructive = True
+    inverse = "registry.release_tag"
+
+    def preview(self, params: QuarantineTagParams, ctx: StepContext) -> Preview:
+        job = self._job(params)
+        state = self._bound_state(job, params, ctx)
         if params.mode == "lock":
-            return apply_lock(self._data, job, self._bound_state(job, params, ctx), ctx)
+            summary = f"lock {job.where} ({state.digest}): no pulls, pushes or deletes of the tag or the digest"
+            return Preview(self.name, summary, lock_changes(state), job.target(state.digest), noop=state.locked())
+        changes = move_changes(job, state)
+        summary = f"move {job.where} ({state.digest}) to {changes['import']['target']} and remove the tag"
+        return Preview(self.name, summary, changes, job.target(state.digest))
+
+    def apply(self, params: QuarantineTagParams, ctx: StepContext) -> StepResult:
+        job, data = self._job(params), self.runtime.data
+        if params.mode == "lock":
+            return apply_lock(data, job, self._bound_state(job, params, ctx), ctx)
         try:
             state: TagState | None = self._bound_state(job, params, ctx)
         except TagNotFound:
             state = None
-        return apply_move(self._data, self._control, job, state, ctx)
+        return apply_move(data, self.runtime.control, job, state, ctx)
 
-    def undo(self, action: str, params: BaseModel, result: StepResult, ctx: StepContext) -> StepResult:
-        job = self._job(action, params)
-        if action != QUARANTINE:
-            raise PermanentFailure(f"{action} has no undo: quarantine {job.where} again instead")
+    def undo(self, params: QuarantineTagParams, result: StepResult, ctx: StepContext) -> StepResult:
+        job = self._job(params)
         if result.outcome is Outcome.NOOP:
             return job.result(Outcome.NOOP, f"nothing to undo: {job.where} was already locked", target=result.target)
-        document = self._document(result, ctx)
+        document = _document(result, ctx)
         if document.get("mode") == "move":
-            return undo_move(self._data, self._control, job, document)
-        return undo_lock(self._data, job, document)
-
-    def _job(self, action: str, params: BaseModel) -> Job:
-        expected = QuarantineTagParams if action == QUARANTINE else ReleaseTagParams if action == RELEASE else None
-        if expected is None or not isinstance(params, expected):
-            raise PermanentFailure(f"{action} with {type(params).__name__} is not a registry action")
-        assert isinstance(params, TagParams)
-        ref = self.resolver.resolve(params.registry)
-        return Job(action, ref, params.repository, params.tag, self._prefix)
+            return undo_move(self.runtime.data, self.runtime.control, job, document)
+        return undo_lock(self.runtime.data, job, document)
 
     def _bound_state(self, job: Job, params: QuarantineTagParams, ctx: StepContext) -> TagState:
         """The tag as it stands, refused when it no longer points at the approved digest."""
-        state = self._data.read(job.ref, job.repository, job.tag)
+        state = self.runtime.data.read(job.ref, job.repository, job.tag)
         expected = params.digest or (ctx.expected.version if ctx.expected else None)
         if expected and state.digest != expected:
             raise TargetChanged(f"{job.where} now points at {state.digest}, not {expected} as approved: approve again")
         return state
 
-    @staticmethod
-    def _document(result: StepResult, ctx: StepContext) -> dict[str, Any]:
-        if result.snapshot:
-            try:
-                return ctx.snapshots.load(result.snapshot)
-            except LookupError:
-                pass  # the result carries the same document
-        if not result.undo:
-            raise PermanentFailure("the quarantine step recorded nothing to restore from")
-        return dict(result.undo)
+
+class ReleaseTag(RegistryAction[ReleaseTagParams]):
+    name = "registry.release_tag"
+    summary = (
+        "Release a quarantined tag: re-enable its reads and writes, or import it back from the "
+        "quarantine repository when it was moved."
+    )
+    Params = ReleaseTagParams
+    permissions = azure_data_actions("repositories/metadata/read", "repositories/metadata/write", "importImage/action")
+    example = {"registry": "myregistry.azurecr.io", "repository": "prod/api", "tag": "latest"}
+    destructive = False
+
+    def preview(self, params: ReleaseTagParams, ctx: StepContext) -> Preview:
+        job = self._job(params)
+        summary, changes, noop = plan_release(self.runtime.data, job)
+        return Preview(self.name, summary, changes, job.target(None), noop=noop)
+
+    def apply(self, params: ReleaseTagParams, ctx: StepContext) -> StepResult:
+        return apply_release(self.runtime.data, self.runtime.control, self._job(params))
+
+    def undo(self, params: ReleaseTagParams, result: StepResult, ctx: StepContext) -> StepResult:
+        raise PermanentFailure(f"{self.name} has no undo: quarantine {self._job(params).where} again instead")
+
+
+def _document(result: StepResult, ctx: StepContext) -> dict[str, Any]:
+    if result.snapshot:
+        try:
+            return ctx.snapshots.load(result.snapshot)
+        except LookupError:
+            pass  # the result carries the same document
+    if not result.undo:
+        raise PermanentFailure("the quarantine step recorded nothing to restore from")
+    return dict(result.undo)
+
+
+ACTIONS = (QuarantineTag, ReleaseTag)

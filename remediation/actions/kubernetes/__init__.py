@@ -1,17 +1,67 @@
-"""The Kubernetes actions: preview, apply and undo for every `kubernetes.*` action of the registry.
+"""The Kubernetes actions: nodes, pods, workloads and RBAC objects on AKS (or any) clusters.
 
-`handler.KubernetesActions` is the `ActionHandler` the executor calls; `connect` reaches a cluster
-(kubeconfig from settings, or AKS with an Entra token); `session` puts a timeout and bounded retries
-(`retry`) on every call; `targets` binds an approval to an object version and takes write-once
-snapshots; `guards` holds the rails no playbook can lift; `nodes`, `rbac`, `pods` and `workloads`
-are the action families. Heavy SDKs (kubernetes, azure-*) load only when a step runs.
+One class per action, its parameter model beside it: `nodes` (cordon, uncordon, drain), `pods`
+(isolate, release, delete), `workloads` (scale to zero), `rbac` (delete, restore). They share
+`runtime` (the family's runtime and base class), `connect` (kubeconfig from settings, or AKS with an
+Entra token), `session` (a timeout and bounded retries on every call; `errors` classifies failures),
+`targets` (approval binding and write-once snapshots) and `guards` (the rails no playbook can lift).
+Heavy SDKs (kubernetes, azure-*) load only when a step runs.
 """
 
 from __future__ import annotations
 
-from remediation.actions.k8s.connect import ClusterClients
-from remediation.actions.k8s.handler import KubernetesActions
-from remediation.actions.k8s.retry import RetryPolicy
-from remediation.actions.k8s.settings import KubernetesSettings
+from remediation.actions.kubernetes.connect import ClusterClients
+from remediation.actions.kubernetes.nodes import (
+    CordonNode,
+    CordonNodeParams,
+    DrainNode,
+    DrainNodeParams,
+    UncordonNode,
+    UncordonNodeParams,
+)
+from remediation.actions.kubernetes.pods import (
+    DeletePod,
+    DeletePodParams,
+    IsolatePod,
+    IsolatePodParams,
+    ReleasePod,
+    ReleasePodParams,
+)
+from remediation.actions.kubernetes.rbac import (
+    DeleteRbacObject,
+    DeleteRbacObjectParams,
+    RestoreObject,
+    RestoreObjectParams,
+)
+from remediation.actions.kubernetes.runtime import KubernetesAction, KubernetesRuntime
+from remediation.actions.kubernetes.workloads import ScaleToZero, ScaleToZeroParams
+from remediation.settings import KubernetesSettings
 
-__all__ = ["ClusterClients", "KubernetesActions", "KubernetesSettings", "RetryPolicy"]
+ACTIONS = (
+    CordonNode,
+    UncordonNode,
+    DrainNode,
+    DeleteRbacObject,
+    RestoreObject,
+    IsolatePod,
+    ReleasePod,
+    ScaleToZero,
+    DeletePod,
+)
+
+__all__ = [
+    "ACTIONS",
+    "ClusterClients",
+    "CordonNodeParams",
+    "DeletePodParams",
+    "DeleteRbacObjectParams",
+    "DrainNodeParams",
+    "IsolatePodParams",
+    "KubernetesAction",
+    "KubernetesRuntime",
+    "KubernetesSettings",
+    "ReleasePodParams",
+    "RestoreObjectParams",
+    "ScaleToZeroParams",
+    "UncordonNodeParams",
+]

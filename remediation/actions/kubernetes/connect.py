@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from remediation.actions.k8s.settings import KubernetesSettings
 from remediation.actions.runtime import PermanentFailure, TransientFailure
+from remediation.settings import KubernetesSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

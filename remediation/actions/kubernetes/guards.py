@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remediation.actions.k8s.settings import KubernetesSettings
 from remediation.actions.runtime import GuardRefused
+from remediation.settings import KubernetesSettings
 
 BOOTSTRAPPING_LABEL = "kubernetes.io/bootstrapping"
 

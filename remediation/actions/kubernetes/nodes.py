@@ -1,10 +1,10 @@
 """Node actions: cordon, uncordon and drain (cordon, then evict through the Eviction API).
 
-Neighbours: `handler` dispatches `kubernetes.cordon_node`, `kubernetes.uncordon_node` and
-`kubernetes.drain_node` here; `guards.blast_radius` runs before anything makes a node
-unschedulable; `targets` binds the node by uid and a spec fingerprint (not resourceVersion, which
-heartbeats move). The step remembers whether the node was cordoned before it (`was_cordoned`), so
-undo never uncordons a node a person had cordoned.
+Neighbours: `runtime.KubernetesAction` opens the session each action here works through;
+`guards.blast_radius` runs before anything makes a node unschedulable; `targets` binds the node by
+uid and a spec fingerprint (not resourceVersion, which heartbeats move). The step remembers whether
+the node was cordoned before it (`was_cordoned`), so undo never uncordons a node a person had
+cordoned.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from remediation.actions.k8s import guards
-from remediation.actions.k8s.retry import ApiTransient, NotFound
-from remediation.actions.k8s.session import DRY_RUN, ClusterSession, precondition, write_fresh
-from remediation.actions.k8s.targets import bind, snapshot_once, version_of
-from remediation.actions.kubernetes import DrainNodeParams, NodeParams
+from pydantic import Field
+
+from remediation.actions.kubernetes import guards
+from remediation.actions.kubernetes.errors import ApiTransient, NotFound
+from remediation.actions.kubernetes.params import EXAMPLE_CLUSTER, ClusterParams, NodeName, rules
+from remediation.actions.kubernetes.runtime import KubernetesAction
+from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
+from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import (
     Outcome,
     PermanentFailure,
@@ -31,6 +34,88 @@ from remediation.actions.runtime import (
 logger = logging.getLogger(__name__)
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 DEFAULT_PDB_DELAY = 5.0
+_NODE = "aks-nodepool1-12345678-vmss000000"
+_NODE_RULES = rules("nodes", "get", "list", "patch")
+
+
+class NodeParams(ClusterParams):
+    node: NodeName
+
+
+class CordonNodeParams(NodeParams):
+    pass
+
+
+class UncordonNodeParams(NodeParams):
+    pass
+
+
+class DrainNodeParams(NodeParams):
+    grace_period_seconds: int | None = Field(default=None, ge=0, description="null: each pod's own grace period")
+    timeout_seconds: int = Field(default=600, gt=0)
+    max_concurrency: int = Field(default=5, ge=1, le=50, description="evictions in flight at once")
+
+
+class CordonNode(KubernetesAction[CordonNodeParams]):
+    name = "kubernetes.cordon_node"
+    summary = "Mark a node unschedulable so no new pod lands on it; running pods stay. Undo: kubernetes.uncordon_node."
+    Params = CordonNodeParams
+    permissions = _NODE_RULES
+    example = {"cluster": EXAMPLE_CLUSTER, "node": _NODE}
+    destructive = False
+    inverse = "kubernetes.uncordon_node"
+
+    def preview_on(self, s: ClusterSession, params: CordonNodeParams, ctx: StepContext) -> Preview:
+        return preview_cordon(s, params, ctx, action=self.name, want=True)
+
+    def apply_on(self, s: ClusterSession, params: CordonNodeParams, ctx: StepContext) -> StepResult:
+        return apply_cordon(s, params, ctx, action=self.name, want=True)
+
+    def undo_on(self, s: ClusterSession, params: CordonNodeParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo_cordon_step(s, params, result, ctx)
+
+
+class UncordonNode(KubernetesAction[UncordonNodeParams]):
+    name = "kubernetes.uncordon_node"
+    summary = "Mark a node schedulable again. Undo: kubernetes.cordon_node."
+    Params = UncordonNodeParams
+    permissions = _NODE_RULES
+    example = {"cluster": EXAMPLE_CLUSTER, "node": _NODE}
+    destructive = False
+    inverse = "kubernetes.cordon_node"
+
+    def preview_on(self, s: ClusterSession, params: UncordonNodeParams, ctx: StepContext) -> Preview:
+        return preview_cordon(s, params, ctx, action=self.name, want=False)
+
+    def apply_on(self, s: ClusterSession, params: UncordonNodeParams, ctx: StepContext) -> StepResult:
+        return apply_cordon(s, params, ctx, action=self.name, want=False)
+
+    def undo_on(
+        self, s: ClusterSession, params: UncordonNodeParams, result: StepResult, ctx: StepContext
+    ) -> StepResult:
+        return undo_uncordon_step(s, params, result, ctx)
+
+
+class DrainNode(KubernetesAction[DrainNodeParams]):
+    name = "kubernetes.drain_node"
+    summary = (
+        "Cordon a node and evict its pods through the Eviction API, honouring PodDisruptionBudgets and "
+        "skipping DaemonSet and mirror pods. No undo: controllers reschedule evicted pods elsewhere; "
+        "kubernetes.uncordon_node reopens the node."
+    )
+    Params = DrainNodeParams
+    permissions = (*_NODE_RULES, *rules("pods", "list"), *rules("pods/eviction", "create"))
+    example = {"cluster": EXAMPLE_CLUSTER, "node": _NODE, "grace_period_seconds": 30, "timeout_seconds": 600}
+    destructive = True
+
+    def preview_on(self, s: ClusterSession, params: DrainNodeParams, ctx: StepContext) -> Preview:
+        return preview_drain(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: DrainNodeParams, ctx: StepContext) -> StepResult:
+        return apply_drain(s, params, ctx, action=self.name)
+
+    def undo_on(self, s: ClusterSession, params: DrainNodeParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo_drain(s, params, result, ctx)
 
 
 def read_node(s: ClusterSession, name: str) -> dict[str, Any]:
@@ -73,7 +158,7 @@ def apply_cordon(s: ClusterSession, params: NodeParams, ctx: StepContext, *, act
     node = read_node(s, params.node)
     target = version_of("Node", node)
     bind(ctx, target)
-    was = bool(snapshot_once(ctx, target=target, state={"unschedulable": cordoned(node)})["unschedulable"])
+    was = bool(snapshot_target(ctx, target=target, state={"unschedulable": cordoned(node)})["unschedulable"])
     undo = {"was_cordoned": was}
     if cordoned(node) == want:
         already = was == want
@@ -145,7 +230,7 @@ def apply_drain(s: ClusterSession, params: DrainNodeParams, ctx: StepContext, *,
     bind(ctx, target)
     evict, _ = pods_to_evict(s, params.node)
     state = {"unschedulable": cordoned(node), "pods": [_pod_name(p) for p in evict]}
-    was = bool(snapshot_once(ctx, target=target, state=state)["unschedulable"])
+    was = bool(snapshot_target(ctx, target=target, state=state)["unschedulable"])
     if not cordoned(node):
         set_unschedulable(s, node, True)
     evicted = Evictions(s, params, ctx).run(evict)

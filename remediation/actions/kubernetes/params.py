@@ -1,19 +1,18 @@
-"""Parameters of the Kubernetes actions: nodes, pods, workloads and RBAC objects on AKS clusters.
+"""The parameter types every Kubernetes action shares: cluster, namespace and object names, permissions.
 
-One model per action, registered under its playbook name in `remediation.actions.registry`. The
-name rules are Kubernetes' own (DNS-1123 labels and subdomains, RBAC path-segment names), so a
+Each action's own model lives with the action (`nodes`, `rbac`, `pods`, `workloads`). The name
+rules are Kubernetes' own (DNS-1123 labels and subdomains, RBAC path-segment names), so a
 playbook or a Signal carrying a name the API server would refuse is stopped before approval.
-The implementations (preview, apply, undo) come with the executor.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field
 
-from remediation.actions.params import ActionParams
+from remediation.actions.base import ActionParams
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN_PART = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -71,73 +70,21 @@ WorkloadName = Annotated[str, AfterValidator(_dns_subdomain), Field(description=
 RbacName = Annotated[str, AfterValidator(_object_name), Field(description="any object name; ':' allowed")]
 
 
-class NodeParams(ActionParams):
+class ClusterParams(ActionParams):
+    """The base of every Kubernetes action's parameters: each names the cluster it works on."""
+
     cluster: Cluster
-    node: NodeName
 
 
-class CordonNodeParams(NodeParams):
-    pass
+def rules(resource: str, *verbs: str) -> tuple[str, ...]:
+    """Permissions in the catalogue's form: `kubernetes: <[group/]resource> <verb>`, one per verb."""
+    return tuple(f"kubernetes: {resource} {verb}" for verb in verbs)
 
 
-class UncordonNodeParams(NodeParams):
-    pass
-
-
-class DrainNodeParams(NodeParams):
-    grace_period_seconds: int | None = Field(default=None, ge=0, description="null: each pod's own grace period")
-    timeout_seconds: int = Field(default=600, gt=0)
-    max_concurrency: int = Field(default=5, ge=1, le=50, description="evictions in flight at once")
-
-
-class DeleteRbacObjectParams(ActionParams):
-    cluster: Cluster
-    kind: Literal["ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role"]
-    name: RbacName
-    namespace: Namespace | None = Field(
-        default=None,
-        validate_default=True,
-        description="DNS-1123 label; required for RoleBinding and Role, left out otherwise",
-    )
-
-    # A field validator rather than a model validator, so the error names `namespace` and the
-    # playbook loader can point at the offending parameter.
-    @field_validator("namespace")
-    @classmethod
-    def _namespace_fits_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("kind")
-        if kind in NAMESPACED_RBAC_KINDS and value is None:
-            raise ValueError(f"required for kind {kind}")
-        if kind in CLUSTER_RBAC_KINDS and value is not None:
-            raise ValueError(f"must be left out for kind {kind}, which is cluster-wide")
-        return value
-
-
-class RestoreObjectParams(ActionParams):
-    cluster: Cluster
-    snapshot: str = Field(min_length=1, max_length=1024, description="the snapshot id an undo record names")
-
-
-class PodParams(ActionParams):
-    cluster: Cluster
-    namespace: Namespace
-    pod: PodName
-
-
-class IsolatePodParams(PodParams):
-    pass
-
-
-class ReleasePodParams(PodParams):
-    pass
-
-
-class DeletePodParams(PodParams):
-    grace_period_seconds: int | None = Field(default=None, ge=0)
-
-
-class ScaleToZeroParams(ActionParams):
-    cluster: Cluster
-    namespace: Namespace
-    kind: Literal["Deployment", "StatefulSet"]
-    name: WorkloadName
+RBAC_RESOURCES = ("clusterrolebindings", "rolebindings", "clusterroles", "roles")
+EXAMPLE_CLUSTER = "aks-prod-weu"  # a configured cluster name; an AKS resource id is accepted too
+EXAMPLE_CLUSTER_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks-prod"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-weu"
+)
+EXAMPLE_POD = {"cluster": EXAMPLE_CLUSTER, "namespace": "payments", "pod": "api-7d9c6b5f4-x2x9q"}

@@ -1,10 +1,10 @@
 """Pod actions: isolate (label + deny-all NetworkPolicy), release (remove both) and delete.
 
-Neighbours: `handler` dispatches `kubernetes.isolate_pod`, `kubernetes.release_pod` and
-`kubernetes.delete_pod` here; `guards.namespace_allowed` refuses protected namespaces; `targets`
-binds a pod by uid and a fingerprint of its labels and spec (status moves with every probe).
-Isolation keeps the pod running for forensics: the label `remediation.security/isolated=<incident>`
-makes the NetworkPolicy `remediation-isolate-<pod>` (no ingress, no egress) select it.
+Neighbours: `runtime.KubernetesAction` opens the session these actions work through;
+`guards.namespace_allowed` refuses protected namespaces; `targets` binds a pod by uid and a
+fingerprint of its labels and spec (status moves with every probe). Isolation keeps the pod running
+for forensics: the label `remediation.security/isolated=<incident>` makes the NetworkPolicy
+`remediation-isolate-<pod>` (no ingress, no egress) select it.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import contextlib
 import re
 from typing import Any
 
-from remediation.actions.k8s import guards
-from remediation.actions.k8s.retry import Conflict, NotFound
-from remediation.actions.k8s.session import DRY_RUN, ClusterSession, precondition, write_fresh
-from remediation.actions.k8s.targets import bind, prior_snapshot, snapshot_once, version_of
-from remediation.actions.kubernetes import DeletePodParams, PodParams
-from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult
+from pydantic import Field
+
+from remediation.actions.kubernetes import guards
+from remediation.actions.kubernetes.errors import Conflict, NotFound
+from remediation.actions.kubernetes.params import EXAMPLE_POD, ClusterParams, Namespace, PodName, rules
+from remediation.actions.kubernetes.runtime import KubernetesAction
+from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
+from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
+from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, prior_snapshot
 
 ISOLATED_LABEL = "remediation.security/isolated"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "aks-acr-remediation"}
@@ -105,7 +108,7 @@ def apply_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, act
     target = version_of("Pod", pod)
     bind(ctx, target)
     value = label_value(ctx.incident_id)
-    before = snapshot_once(ctx, target=target, state={"label": _label_of(pod)})["label"]
+    before = snapshot_target(ctx, target=target, state={"label": _label_of(pod)})["label"]
     had_policy = _policy_exists(s, params.namespace, params.pod)
     undo = {"label": value, "label_before": before}
     if _label_of(pod) == value and had_policy:
@@ -195,7 +198,7 @@ def apply_delete(s: ClusterSession, params: DeletePodParams, ctx: StepContext, *
         return StepResult(action, Outcome.NOOP, f"{label} not found: already deleted")
     target = version_of("Pod", pod)
     bind(ctx, target)
-    snapshot_once(ctx, target=target, state={"object": pod})  # for the forensic record; never re-created
+    snapshot_target(ctx, target=target, state={"object": pod})  # for the forensic record; never re-created
     with contextlib.suppress(NotFound):  # gone meanwhile: the wanted state
         s.call(s.core.delete_namespaced_pod, params.pod, params.namespace,
                grace_period_seconds=params.grace_period_seconds, what=f"delete {label}")  # fmt: skip
@@ -204,3 +207,82 @@ def apply_delete(s: ClusterSession, params: DeletePodParams, ctx: StepContext, *
 
 def undo_delete(s: ClusterSession, params: DeletePodParams, result: StepResult, ctx: StepContext) -> StepResult:
     raise PermanentFailure("kubernetes.delete_pod cannot be undone: the pod and its local state are gone")
+
+
+class PodParams(ClusterParams):
+    namespace: Namespace
+    pod: PodName
+
+
+class IsolatePodParams(PodParams):
+    pass
+
+
+class ReleasePodParams(PodParams):
+    pass
+
+
+class DeletePodParams(PodParams):
+    grace_period_seconds: int | None = Field(default=None, ge=0)
+
+
+class IsolatePod(KubernetesAction[IsolatePodParams]):
+    name = "kubernetes.isolate_pod"
+    summary = (
+        "Cut a pod off the network while it keeps running for forensics: label it and apply a deny-all "
+        "NetworkPolicy selecting that label. Undo: kubernetes.release_pod."
+    )
+    Params = IsolatePodParams
+    permissions = (*rules("pods", "get", "patch"), *rules("networking.k8s.io/networkpolicies", "get", "create"))
+    example = dict(EXAMPLE_POD)
+    destructive = True
+    inverse = "kubernetes.release_pod"
+
+    def preview_on(self, s: ClusterSession, params: IsolatePodParams, ctx: StepContext) -> Preview:
+        return preview_isolate(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: IsolatePodParams, ctx: StepContext) -> StepResult:
+        return apply_isolate(s, params, ctx, action=self.name)
+
+    def undo_on(self, s: ClusterSession, params: IsolatePodParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo_isolate(s, params, result, ctx)
+
+
+class ReleasePod(KubernetesAction[ReleasePodParams]):
+    name = "kubernetes.release_pod"
+    summary = "Undo an isolation: remove the pod's quarantine label and its deny-all NetworkPolicy."
+    Params = ReleasePodParams
+    permissions = (*rules("pods", "get", "patch"), *rules("networking.k8s.io/networkpolicies", "get", "delete"))
+    example = dict(EXAMPLE_POD)
+    destructive = False
+
+    def preview_on(self, s: ClusterSession, params: ReleasePodParams, ctx: StepContext) -> Preview:
+        return preview_release(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: ReleasePodParams, ctx: StepContext) -> StepResult:
+        return apply_release(s, params, ctx, action=self.name)
+
+    def undo_on(self, s: ClusterSession, params: ReleasePodParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo_release(s, params, result, ctx)
+
+
+class DeletePod(KubernetesAction[DeletePodParams]):
+    name = "kubernetes.delete_pod"
+    summary = (
+        "Delete a pod; a controller that owns it starts a fresh one. No undo: the deleted pod "
+        "and its local state are gone."
+    )
+    Params = DeletePodParams
+    permissions = rules("pods", "get", "delete")
+    example = {**EXAMPLE_POD, "grace_period_seconds": 0}
+    destructive = True
+    reversible = False
+
+    def preview_on(self, s: ClusterSession, params: DeletePodParams, ctx: StepContext) -> Preview:
+        return preview_delete(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: DeletePodParams, ctx: StepContext) -> StepResult:
+        return apply_delete(s, params, ctx, action=self.name)
+
+    def undo_on(self, s: ClusterSession, params: DeletePodParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo_delete(s, params, result, ctx)

@@ -1,23 +1,37 @@
-"""RBAC actions: delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role; restore it from its snapshot.
+"""RBAC actions: delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role; restore it from its
+snapshot.
 
-Neighbours: `handler` dispatches `kubernetes.delete_rbac_object` and `kubernetes.restore_object`
-here; `guards.rbac_deletable` refuses Kubernetes' own objects before anything is stored or
-deleted. The snapshot holds the whole object as the API served it; restore re-creates it without
-the fields the server sets (`SERVER_FIELDS`), so rules, subjects and roleRef come back as they were.
+Neighbours: `runtime.KubernetesAction` opens the session both actions work through;
+`guards.rbac_deletable` refuses Kubernetes' own objects before anything is stored or deleted. The
+snapshot holds the whole object as the API served it; restore re-creates it without the fields the
+server sets (`SERVER_FIELDS`), so rules, subjects and roleRef come back as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from remediation.actions.k8s import guards
-from remediation.actions.k8s.retry import Conflict, NotFound
-from remediation.actions.k8s.session import DRY_RUN, ClusterSession
-from remediation.actions.k8s.targets import bind, prior_snapshot, snapshot_once, version_of
-from remediation.actions.kubernetes import DeleteRbacObjectParams, RestoreObjectParams
-from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult
+from pydantic import Field, ValidationInfo, field_validator
+
+from remediation.actions.kubernetes import guards
+from remediation.actions.kubernetes.errors import Conflict, NotFound
+from remediation.actions.kubernetes.params import (
+    CLUSTER_RBAC_KINDS,
+    EXAMPLE_CLUSTER,
+    EXAMPLE_CLUSTER_ID,
+    NAMESPACED_RBAC_KINDS,
+    RBAC_RESOURCES,
+    ClusterParams,
+    Namespace,
+    RbacName,
+    rules,
+)
+from remediation.actions.kubernetes.runtime import KubernetesAction
+from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession
+from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
+from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, prior_snapshot
 
 SERVER_FIELDS = (
     "uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink", "generation",
@@ -74,7 +88,7 @@ def apply_delete(s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepCon
     guards.rbac_deletable(params.kind, obj, settings=s.settings)
     target = version_of(params.kind, obj)
     bind(ctx, target)
-    snapshot_once(ctx, target=target, state={"object": obj})
+    snapshot_target(ctx, target=target, state={"object": obj})
     with contextlib.suppress(NotFound):  # deleted between our read and our delete: the wanted state
         s.call(_method(s, "delete", params.kind), *_where(params.name, params.namespace), what=f"delete {label}")
     return StepResult(action, Outcome.APPLIED, f"{label} deleted", target=target,
@@ -162,3 +176,79 @@ def undo_restore(s: ClusterSession, params: RestoreObjectParams, result: StepRes
         return StepResult(result.action, Outcome.NOOP, f"{label} was re-created by someone else: left alone")
     s.call(_method(s, "delete", target.kind), *_where(target.name, target.namespace), what=f"delete {label}")
     return StepResult(result.action, Outcome.UNDONE, f"{label} deleted again", target=target)
+
+
+class DeleteRbacObjectParams(ClusterParams):
+    kind: Literal["ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role"]
+    name: RbacName
+    namespace: Namespace | None = Field(
+        default=None,
+        validate_default=True,
+        description="DNS-1123 label; required for RoleBinding and Role, left out otherwise",
+    )
+
+    # A field validator rather than a model validator, so the error names `namespace` and the
+    # playbook loader can point at the offending parameter.
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_fits_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind in NAMESPACED_RBAC_KINDS and value is None:
+            raise ValueError(f"required for kind {kind}")
+        if kind in CLUSTER_RBAC_KINDS and value is not None:
+            raise ValueError(f"must be left out for kind {kind}, which is cluster-wide")
+        return value
+
+
+class RestoreObjectParams(ClusterParams):
+    snapshot: str = Field(min_length=1, max_length=1024, description="the snapshot id an undo record names")
+
+
+class DeleteRbacObject(KubernetesAction[DeleteRbacObjectParams]):
+    name = "kubernetes.delete_rbac_object"
+    summary = (
+        "Delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role after snapshotting it. "
+        "Undo: kubernetes.restore_object from the snapshot."
+    )
+    Params = DeleteRbacObjectParams
+    permissions = tuple(p for r in RBAC_RESOURCES for p in rules(f"rbac.authorization.k8s.io/{r}", "get", "delete"))
+    example = {"cluster": EXAMPLE_CLUSTER_ID, "kind": "ClusterRoleBinding", "name": "dev-cluster-admin"}
+    destructive = True
+    inverse = "kubernetes.restore_object"
+
+    def preview_on(self, s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepContext) -> Preview:
+        return preview_delete(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepContext) -> StepResult:
+        return apply_delete(s, params, ctx, action=self.name)
+
+    def undo_on(
+        self, s: ClusterSession, params: DeleteRbacObjectParams, result: StepResult, ctx: StepContext
+    ) -> StepResult:
+        return undo_delete(s, params, result, ctx)
+
+
+class RestoreObject(KubernetesAction[RestoreObjectParams]):
+    name = "kubernetes.restore_object"
+    summary = (
+        "Recreate an object from the snapshot taken before a destructive action. Restoring roles and "
+        "bindings needs `bind` and `escalate`: Kubernetes refuses to grant more than the creator holds otherwise."
+    )
+    Params = RestoreObjectParams
+    permissions = (
+        *(p for r in RBAC_RESOURCES for p in rules(f"rbac.authorization.k8s.io/{r}", "get", "create")),
+        *(p for r in ("clusterroles", "roles") for p in rules(f"rbac.authorization.k8s.io/{r}", "bind", "escalate")),
+    )
+    example = {"cluster": EXAMPLE_CLUSTER, "snapshot": "snapshots/2024-11-21/inc-0001/step-0.json"}
+    destructive = False
+
+    def preview_on(self, s: ClusterSession, params: RestoreObjectParams, ctx: StepContext) -> Preview:
+        return preview_restore(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: RestoreObjectParams, ctx: StepContext) -> StepResult:
+        return apply_restore(s, params, ctx, action=self.name)
+
+    def undo_on(
+        self, s: ClusterSession, params: RestoreObjectParams, result: StepResult, ctx: StepContext
+    ) -> StepResult:
+        return undo_restore(s, params, result, ctx)

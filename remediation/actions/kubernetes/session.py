@@ -1,6 +1,6 @@
 """One cluster, as the action modules see it: typed-API groups, a timeout on every call, bounded retries.
 
-Neighbours: `handler` builds a `ClusterSession` per step from `connect.ClusterClients`; the action
+Neighbours: `runtime` builds a `ClusterSession` per step from `connect.ClusterClients`; the action
 modules (`nodes`, `rbac`, `pods`, `workloads`) call the API only through `ClusterSession.call`,
 which answers plain JSON dicts (camelCase, as the API server wrote them), the same shape the
 snapshots store.
@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.actions.k8s.retry import RetryPolicy
-from remediation.actions.k8s.settings import KubernetesSettings
+from remediation.actions.kubernetes.errors import ApiTransient, translate
+from remediation.actions.runtime import TransientFailure
+from remediation.retry import RetryPolicy
+from remediation.settings import KubernetesSettings
 
 DRY_RUN = "All"
 
@@ -58,7 +60,15 @@ class ClusterSession:
         def once() -> Any:
             return method(*args, _request_timeout=timeout, **kwargs)
 
-        answer = self.retry.call(once, what=f"{what} on {self.cluster}", retry_throttled=retry_throttled)
+        described = f"{what} on {self.cluster}"
+
+        def retryable(exc: BaseException) -> bool:
+            throttled = isinstance(exc, ApiTransient) and exc.status == 429
+            return isinstance(exc, TransientFailure) and (retry_throttled or not throttled)
+
+        answer = self.retry.call(
+            once, what=described, classify=lambda exc: translate(exc, what=described), retryable=retryable
+        )
         return self.api_client.sanitize_for_serialization(answer)
 
 
@@ -71,7 +81,7 @@ def write_fresh(
     what: str,
 ) -> Any:
     """`write(current)` (which sends current's resourceVersion); on a 409, re-read and try once more."""
-    from remediation.actions.k8s.retry import Conflict
+    from remediation.actions.kubernetes.errors import Conflict
 
     try:
         return write(current)

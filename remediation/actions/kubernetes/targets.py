@@ -1,6 +1,6 @@
 """The target an approval binds to: its `TargetVersion`, the check before apply, and the write-once snapshot.
 
-Neighbours: every action module calls `bind` before changing anything and `snapshot_once` before
+Neighbours: every action module calls `bind` before changing anything and `snapshot_target` before
 its first write. Which version an object is bound by depends on its kind, because some objects'
 resourceVersion moves without anyone changing what the action is about:
 
@@ -27,6 +27,8 @@ from remediation.actions.runtime import (
     TargetChanged,
     TargetReplaced,
     TargetVersion,
+    prior_snapshot,
+    snapshot_once,
 )
 
 _FINGERPRINTED = frozenset({"Node", "Pod"})
@@ -50,14 +52,6 @@ def version_of(kind: str, obj: Mapping[str, Any]) -> TargetVersion:
     )
 
 
-def prior_snapshot(ctx: StepContext) -> dict[str, Any] | None:
-    """The snapshot an earlier attempt of this very step stored, if any."""
-    try:
-        return ctx.snapshots.load(ctx.snapshot_key)
-    except LookupError:  # the store's SnapshotMissing
-        return None
-
-
 def bind(ctx: StepContext, live: TargetVersion) -> None:
     """Refuse when the live target is not the one approved: replaced (uid) or modified (version)."""
     expected = ctx.expected
@@ -73,10 +67,9 @@ def bind(ctx: StepContext, live: TargetVersion) -> None:
         raise TargetChanged(f"{describe(live)} was modified since approval: approve again")
 
 
-def snapshot_once(ctx: StepContext, *, target: TargetVersion, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Store the state before the change (write-once) and return what the store holds: the first attempt's."""
-    ctx.snapshots.save(key=ctx.snapshot_key, document={"target": target.to_json(), **state})
-    return ctx.snapshots.load(ctx.snapshot_key)
+def snapshot_target(ctx: StepContext, *, target: TargetVersion, state: Mapping[str, Any]) -> dict[str, Any]:
+    """The write-once snapshot of a Kubernetes target: its approved version and the state a step changes."""
+    return snapshot_once(ctx, {"target": target.to_json(), **state})
 
 
 def describe(target: TargetVersion) -> str:

@@ -1,6 +1,6 @@
 """Workload actions: scale a Deployment or StatefulSet to zero through its scale subresource, and back.
 
-Neighbours: `handler` dispatches `kubernetes.scale_to_zero` here; `guards.namespace_allowed`
+Neighbours: `runtime.KubernetesAction` opens the session it works through; `guards.namespace_allowed`
 refuses protected namespaces; `targets` binds the workload by uid and `metadata.generation`
 (status moves with every pod, generation only with spec). The replica count before the step is
 in the snapshot and in `StepResult.undo`, so undo scales back to exactly that.
@@ -9,12 +9,13 @@ in the snapshot and in `StepResult.undo`, so undo scales back to exactly that.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from remediation.actions.k8s import guards
-from remediation.actions.k8s.session import DRY_RUN, ClusterSession
-from remediation.actions.k8s.targets import bind, snapshot_once, version_of
-from remediation.actions.kubernetes import ScaleToZeroParams
+from remediation.actions.kubernetes import guards
+from remediation.actions.kubernetes.params import EXAMPLE_CLUSTER, ClusterParams, Namespace, WorkloadName, rules
+from remediation.actions.kubernetes.runtime import KubernetesAction
+from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession
+from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import Outcome, Preview, StepContext, StepResult
 
 _SUFFIX = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
@@ -61,7 +62,7 @@ def apply(s: ClusterSession, params: ScaleToZeroParams, ctx: StepContext, *, act
     obj = read_workload(s, params)
     target = version_of(params.kind, obj)
     bind(ctx, target)
-    before = int(snapshot_once(ctx, target=target, state={"replicas": replicas(obj)})["replicas"])
+    before = int(snapshot_target(ctx, target=target, state={"replicas": replicas(obj)})["replicas"])
     undo = {"replicas": before}
     if replicas(obj) == 0:
         outcome = Outcome.NOOP if before == 0 else Outcome.APPLIED
@@ -82,3 +83,34 @@ def undo(s: ClusterSession, params: ScaleToZeroParams, result: StepResult, ctx: 
         return StepResult(result.action, Outcome.NOOP, message, target=result.target)
     scale(s, params, before)
     return StepResult(result.action, Outcome.UNDONE, f"scaled back to {before}", target=result.target)
+
+
+class ScaleToZeroParams(ClusterParams):
+    namespace: Namespace
+    kind: Literal["Deployment", "StatefulSet"]
+    name: WorkloadName
+
+
+class ScaleToZero(KubernetesAction[ScaleToZeroParams]):
+    name = "kubernetes.scale_to_zero"
+    summary = (
+        "Scale a Deployment or StatefulSet to zero replicas, recording the current count. Its own undo "
+        "scales back to the recorded count, so it has no separate inverse action."
+    )
+    Params = ScaleToZeroParams
+    permissions = tuple(
+        p
+        for r in ("deployments", "statefulsets")
+        for p in (*rules(f"apps/{r}", "get"), *rules(f"apps/{r}/scale", "patch"))
+    )
+    example = {"cluster": EXAMPLE_CLUSTER, "namespace": "payments", "kind": "Deployment", "name": "api"}
+    destructive = True
+
+    def preview_on(self, s: ClusterSession, params: ScaleToZeroParams, ctx: StepContext) -> Preview:
+        return preview(s, params, ctx, action=self.name)
+
+    def apply_on(self, s: ClusterSession, params: ScaleToZeroParams, ctx: StepContext) -> StepResult:
+        return apply(s, params, ctx, action=self.name)
+
+    def undo_on(self, s: ClusterSession, params: ScaleToZeroParams, result: StepResult, ctx: StepContext) -> StepResult:
+        return undo(s, params, result, ctx)
