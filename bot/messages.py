@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from remediation.clock import timestamp
 from remediation.incidents import Incident
-from remediation.store.events import make_table_client
+from remediation.store.clients import make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity

@@ -19,13 +19,13 @@ logger = logging.getLogger(__name__)
 
 bp = func.Blueprint()
 
-QUEUE = "registry-findings"  # remediation.registry_policy.recheck.QUEUE; literal so a cold start imports no SDK
+QUEUE = "registry-findings"  # remediation.push_policy.recheck.QUEUE; literal so a cold start imports no SDK
 
 
 @bp.function_name("registry_findings")
 @bp.queue_trigger(arg_name="message", queue_name=QUEUE, connection="AzureWebJobsStorage")
 def registry_findings(message: func.QueueMessage) -> None:
-    from remediation.registry_policy.recheck import Recheck
+    from remediation.push_policy.recheck import Recheck
 
     try:
         request = Recheck.from_text(message.get_body().decode("utf-8"))

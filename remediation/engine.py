@@ -34,11 +34,11 @@ from remediation.incidents import (
     supply_input,
 )
 from remediation.logcontext import incident_context
-from remediation.notify import LoggingNotifier, Notifier
+from remediation.notifier import LoggingNotifier, Notifier
 from remediation.plans import Plan
 from remediation.playbooks import PlaybookSet
 from remediation.signals import Signal
-from remediation.store.work import WorkQueue
+from remediation.work import WorkQueue
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Engine:
     def __init__(
         self,
         *,
-        playbooks: PlaybookSet,
+        playbooks: Callable[[], PlaybookSet],
         incidents: IncidentStore,
         notifier: Notifier | None = None,
         directory: ApproverDirectory | None = None,
@@ -67,7 +67,7 @@ class Engine:
         previewer: Callable[[Incident], tuple[Mapping[str, Any], ...]] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.playbooks = playbooks
+        self._playbooks = playbooks
         self.incidents = incidents
         self._work = work
         self._enrich = enrich
@@ -75,6 +75,11 @@ class Engine:
         self.notifier: Notifier = notifier or LoggingNotifier()
         self._directory = directory or StaticDirectory()
         self._clock = clock
+
+    @property
+    def playbooks(self) -> PlaybookSet:
+        """The current playbooks; loading them is the one duty only opening incidents depends on."""
+        return self._playbooks()
 
     def handle(self, signal: Signal) -> None:
         """Open an incident per matching playbook, or fold the Signal into the open one.

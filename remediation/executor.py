@@ -44,7 +44,7 @@ from remediation.incidents import (
     succeed,
 )
 from remediation.logcontext import incident_context
-from remediation.notify import LoggingNotifier, Notifier
+from remediation.notifier import LoggingNotifier, Notifier
 from remediation.plans import PlannedStep
 
 logger = logging.getLogger(__name__)

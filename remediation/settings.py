@@ -1,12 +1,12 @@
 """Every setting the app reads, declared once, and the one reader of the environment.
 
 `DECLARED` lists each variable (app settings in Azure, local.settings.json `Values` locally) with its
-meaning, default and local value; the README's settings table (`python -m remediation.settings`) and
+meaning, default and local value; the README's settings table (`python -m remediation.cli.settings`) and
 local.settings.example.json follow it, and tests/test_settings.py keeps them and the source equal.
 `Settings.from_env` is the one reader of os.environ (tests/test_settings.py lists the readers not
 yet moved here). Its groups are for the composition code in `functions/wiring.py` and the CLI:
 `kubernetes` (the Kubernetes actions), `registry` (the container registry actions and
-remediation.registry_policy), `slack` (bot/) and `azure` (the endpoints and identity of the Azure
+remediation.push_policy), `slack` (bot/) and `azure` (the endpoints and identity of the Azure
 SDK clients). Secrets have no defaults and never appear in a repr: in Azure they are Key Vault
 references or managed identity.
 """
@@ -192,7 +192,10 @@ class Settings:
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
-    slack: SlackSettings | None = None  # None: SLACK_BOT_TOKEN unset, the engine only logs
+    slack: SlackSettings | None = None  # None: SLACK_BOT_TOKEN unset or `slack_problem`; the engine only logs
+    # Why Slack is off although it was asked for. Kept apart so that a Slack mistake stops only the
+    # Slack endpoint: execution, undo and the timer still run (and log instead of posting).
+    slack_problem: str | None = None
     azure: AzureSettings = field(default_factory=AzureSettings)
 
     @classmethod
@@ -210,6 +213,10 @@ class Settings:
                 "or the storage account's connection string in Azure"
             )
         playbooks = _raw(values, "REMEDIATION_PLAYBOOKS_DIR")
+        try:
+            slack, slack_problem = _slack(values), None
+        except SettingsError as problem:
+            slack, slack_problem = None, str(problem)
         return cls(
             storage_connection=storage,
             events_table=_text(values, "REMEDIATION_EVENTS_TABLE"),
@@ -220,7 +227,8 @@ class Settings:
             playbooks_dir=Path(playbooks) if playbooks else DEFAULT_PLAYBOOKS_DIR,
             kubernetes=_kubernetes(values),
             registry=_registry(values),
-            slack=_slack(values),
+            slack=slack,
+            slack_problem=slack_problem,
             azure=_azure(values),
         )
 
@@ -378,9 +386,3 @@ def render_settings_table() -> str:
         cells = (f"`{setting.name}`", meaning, default, "yes" if setting.secret else "no")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    from remediation.cli.settings import main
-
-    raise SystemExit(main())

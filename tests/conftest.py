@@ -52,6 +52,6 @@ def app_tables(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) 
     monkeypatch.setenv("REMEDIATION_INCIDENTS_TABLE", tables.incidents)
     monkeypatch.setenv("REMEDIATION_AUDIT_TABLE", tables.audit)
     monkeypatch.setenv("REMEDIATION_ACTIONS_QUEUE", tables.queue)
-    wiring.reset()
+    wiring.use()  # nothing handed in besides settings, unless a test says so
     yield tables
-    wiring.reset()
+    wiring.use()

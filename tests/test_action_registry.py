@@ -267,3 +267,13 @@ def test_the_registry_role_grants_exactly_what_the_catalogue_and_the_runtime_dec
     assert granted == declared
     assert all("/repositories/" in action for action in role["DataActions"])
     assert not any("/repositories/" in action for action in role["Actions"])
+
+
+def test_the_committed_permission_manifests_are_generated_from_the_catalogue() -> None:
+    from remediation.actions.manifests import render_cluster_role, render_registry_role
+
+    root = Path(__file__).resolve().parents[1]
+    regenerate = "regenerate with: python -m remediation.actions.docs"
+    assert (root / "deploy/kubernetes/rbac.yaml").read_text(encoding="utf-8") == render_cluster_role(), regenerate
+    registry_role = root / "deploy/azure/registry-remediator-role.json"
+    assert registry_role.read_text(encoding="utf-8") == render_registry_role(), regenerate

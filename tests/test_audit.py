@@ -28,7 +28,7 @@ from remediation.audit import (
     seal,
 )
 from remediation.store.audit import TableAuditLog
-from remediation.store.events import make_table_client
+from remediation.store.clients import make_table_client
 from test_incidents import T0
 
 HANG_GUARD_SECONDS = 120

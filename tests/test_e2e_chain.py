@@ -8,9 +8,7 @@ so and offers Undo, and an Undo click puts everything back. The audit chain veri
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +16,13 @@ from typing import Any
 
 import pytest
 
-from acr_server import LOGIN_SERVER, REGISTRY_ID, AcrServer, FakeCredential, endpoints
+from acr_server import LOGIN_SERVER, REGISTRY_ID, AcrServer, FakeCredential
 from conftest import AppTables
 from functions import wiring
 from harness import Chain
 from harness import chain_fixture as chain_fixture  # the `chain` fixture
 from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconfig
-from remediation.actions.dispatch import ActionSet
 from remediation.incidents import IncidentState
-from remediation.settings import Settings
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 
 pytest_plugins = ["kube_api"]
@@ -111,58 +107,19 @@ def registry_fixture(
 def use_registry_server(
     server: AcrServer, monkeypatch: pytest.MonkeyPatch, *, sleeps: list[float] | None = None
 ) -> None:
-    """Point the app's registry pieces at the local TLS server, at the composition root only.
+    """Point the app at the local TLS server through settings alone, as a sovereign cloud would be.
 
-    Which registries are ours is the real setting (REMEDIATION_REGISTRIES). What no setting says is
-    where Azure is (ARM, ACR and Resource Graph are public endpoints), which credential to use (the
-    managed identity) and which CA to trust. So the handler set and the push policy are built here
-    from the app's own classes, exactly as `wiring`/`build` build them, with the test's `Endpoints`
-    and credential; each replacement is a cached function, as `wiring.reset()` expects.
+    ARM, Resource Graph and the ACR data plane are the server's address; requests trusts the test CA
+    (REQUESTS_CA_BUNDLE, the variable requests itself reads); our registries are the real setting.
+    What no setting says is handed to the composition: a credential (the managed identity has no
+    local stand-in here) and a sleep that records the retries' waits instead of waiting.
     """
-    from remediation.actions.container_registry import RegistryRuntime
-    from remediation.actions.container_registry.clients import RegistryClients
-    from remediation.actions.container_registry.resolve import RegistryResolver, parse_registries_setting
-    from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime
-    from remediation.registry_policy import build
-    from remediation.registry_policy.findings import ResourceGraphFindings
-    from remediation.registry_policy.push_policy import PushPolicy
-    from remediation.registry_policy.recheck import DEFAULT_DELAYS, RecheckQueue
-    from remediation.registry_policy.rules import PushRules
-    from remediation.registry_policy.tag_index import TableTagIndex
-    from remediation.retry import RetryPolicy
-
-    registries = {LOGIN_SERVER: REGISTRY_ID}
-    monkeypatch.setenv("REMEDIATION_REGISTRIES", json.dumps(registries))
-    retry = RetryPolicy(sleep=sleeps.append if sleeps is not None else lambda seconds: None)
-
-    def clients() -> RegistryClients:
-        return RegistryClients(credential=FakeCredential(), endpoints=endpoints(server))
-
-    @functools.cache
-    def actions() -> ActionSet:
-        def registry() -> RegistryRuntime:
-            return RegistryRuntime.build(clients=clients(), registries=registries, retry=retry)
-
-        def kubernetes() -> KubernetesRuntime:
-            settings = Settings.from_env().kubernetes
-            return KubernetesRuntime(clients=ClusterClients(settings=settings), settings=settings)
-
-        return ActionSet(runtimes={KubernetesRuntime: kubernetes, RegistryRuntime: registry})
-
-    def push_policy() -> PushPolicy:
-        storage = Settings.from_env().storage_connection
-        resolver = RegistryResolver(clients=clients(), registries=parse_registries_setting(json.dumps(registries)))
-        return PushPolicy(
-            tag_index=TableTagIndex.from_connection_string(storage, table_name=f"tagindex{uuid.uuid4().hex[:8]}"),
-            findings=ResourceGraphFindings(clients=clients(), subscriptions=resolver.subscriptions()),
-            recheck=RecheckQueue.from_connection_string(storage, delays=DEFAULT_DELAYS),
-            rules=PushRules.from_env(os.environ),
-            is_ours=resolver.is_ours,
-        )
-
-    monkeypatch.setattr(wiring, "actions", actions)
-    monkeypatch.setattr(build, "push_policy", push_policy)
-    wiring.reset()
+    monkeypatch.setenv("REMEDIATION_REGISTRIES", json.dumps({LOGIN_SERVER: REGISTRY_ID}))
+    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_ENDPOINT", server.url)
+    monkeypatch.setenv("REMEDIATION_ACR_DATA_ENDPOINT", server.url)
+    monkeypatch.setenv("REMEDIATION_TAG_INDEX_TABLE", f"tagindex{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+    wiring.use(credential=FakeCredential(), sleep=sleeps.append if sleeps is not None else lambda seconds: None)
 
 
 def audit_verifies(capsys: pytest.CaptureFixture[str]) -> None:

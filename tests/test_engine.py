@@ -107,7 +107,7 @@ class TestInvalidPlaybooks:
         self, app_tables: AppTables, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         folder = tmp_path / "playbooks"
-        shutil.copytree(Path(wiring.Settings.from_env().playbooks_dir), folder)
+        shutil.copytree(Path(wiring.components().settings.playbooks_dir), folder)
         shutil.copy(BROKEN / "unknown-action.yaml", folder)
         monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(folder))
         wiring.reset()
@@ -126,7 +126,7 @@ class TestTimer:
     def test_the_timer_escalates_an_overdue_incident_once(self, app_tables: AppTables) -> None:
         engine = wiring.engine()
         [signal] = decode_batch(alert(), parse_defender_alert)
-        [plan] = load_playbooks(wiring.Settings.from_env().playbooks_dir).match(signal)
+        [plan] = load_playbooks(wiring.components().settings.playbooks_dir).match(signal)
         long_ago = datetime.now(UTC) - 3 * plan.approval.timeout - timedelta(minutes=1)
         incident, _ = engine.incidents.open_or_fold(plan=plan, signal=signal, now=long_ago)
         for _ in range(2):  # the second tick finds the escalation's fresh deadline not yet due

@@ -20,7 +20,8 @@ from azure.core.exceptions import AzureError, ServiceRequestError
 
 from azurite import Azurite, free_ports
 from remediation.intake import CLAIM_LEASE_SECONDS, EventLedger
-from remediation.store.events import TableEventLedger, make_table_client, row_address
+from remediation.store.clients import make_table_client
+from remediation.store.events import DEFAULT_TABLE, TableEventLedger, row_address
 
 Clock = Callable[[], datetime]
 LedgerFactory = Callable[..., TableEventLedger]
@@ -105,7 +106,7 @@ def test_release_and_complete_of_unknown_keys(ledger: TableEventLedger) -> None:
 def test_row_layout(ledger: TableEventLedger, storage_connection_string: str) -> None:
     key = fresh_key("defender")
     assert ledger.claim(key)
-    with make_table_client(storage_connection_string) as table:
+    with make_table_client(storage_connection_string, table_name=DEFAULT_TABLE) as table:
         row = table.get_entity("defender", key)
         assert (row["EventId"], row["Status"]) == (key, "claimed")
         assert isinstance(row["ClaimedAt"], datetime)
@@ -146,7 +147,7 @@ def test_keys_that_are_not_valid_row_keys(
     key = f"registry:{uuid.uuid4()}:{suffix}"
     assert ledger.claim(key) is True
     assert ledger.claim(key) is False
-    with make_table_client(storage_connection_string) as table:
+    with make_table_client(storage_connection_string, table_name=DEFAULT_TABLE) as table:
         assert table.get_entity(*row_address(key))["EventId"] == key
     ledger.release(key)
     assert ledger.claim(key) is True
@@ -209,7 +210,9 @@ def test_row_vanishing_mid_claim_is_claimed_afresh(
 ) -> None:
     key = fresh_key()
     assert make_ledger().claim(key)
-    racing = ledger_type(table_client=make_table_client(storage_connection_string), clock=after_lease)
+    racing = ledger_type(
+        table_client=make_table_client(storage_connection_string, table_name=DEFAULT_TABLE), clock=after_lease
+    )
     with racing:
         assert racing.claim(key) is True
     assert make_ledger().claim(key) is False
@@ -222,7 +225,9 @@ def closed_port_connection_string(azurite: Azurite) -> str:
 
 @pytest.mark.parametrize("operation", ["claim", "complete", "release"])
 def test_unreachable_storage_raises(azurite: Azurite, operation: str) -> None:
-    ledger = TableEventLedger(table_client=make_table_client(closed_port_connection_string(azurite)))
+    ledger = TableEventLedger(
+        table_client=make_table_client(closed_port_connection_string(azurite), table_name=DEFAULT_TABLE)
+    )
     with ledger, ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(getattr(ledger, operation), fresh_key())
         with pytest.raises(ServiceRequestError):

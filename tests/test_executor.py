@@ -16,6 +16,8 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.functions import meta
+from azure.functions.timer import TimerRequestConverter
 from azure.storage.queue import QueueClient
 
 import host
@@ -294,3 +296,38 @@ def test_an_undo_failing_its_last_delivery_is_recorded_not_pretended(
     assert kept.state is IncidentState.SUCCEEDED
     assert "undo gave up" in (kept.last_error or "")
     assert isolated(cluster)
+
+
+class TestFailureDomains:
+    """Only opening incidents depends on the playbooks; nothing of execution depends on Slack."""
+
+    @pytest.mark.parametrize("breakage", ["invalid playbooks", "Slack misconfigured"])
+    def test_execution_undo_and_the_timer_run_whatever_else_is_broken(
+        self, breakage: str, cluster: KubeServer, app_tables: AppTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        post_alert()
+        incident = the_incident()
+        wiring.engine().approve(incident.id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        if breakage == "invalid playbooks":
+            (tmp_path / "broken").mkdir()
+            (tmp_path / "broken" / "bad.yaml").write_text("name: [unclosed\n")
+            monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(tmp_path / "broken"))
+        else:
+            monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-set-but-no-signing-secret")
+        wiring.reset()  # a fresh worker, started with the broken configuration
+        with pytest.raises(Exception, match=r"playbook|SLACK_SIGNING_SECRET"):
+            if breakage == "invalid playbooks":
+                post_alert(SystemAlertId="another-alert")
+            else:
+                wiring.slack_app()
+
+        run_executor(message)
+        assert (the_incident().state, isolated(cluster)) == (IncidentState.SUCCEEDED, True)
+        status = {"Last": "2026-01-01T00:00:00+00:00", "Next": "2026-01-01T00:01:00+00:00"}
+        datum = meta.Datum(json.dumps({"IsPastDue": False, "ScheduleStatus": status}), "json")
+        host.call("approval_timeouts", TimerRequestConverter.decode(datum, trigger_metadata={}))
+        wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+        [undo] = deliveries(app_tables)
+        run_executor(undo)
+        assert (the_incident().state, isolated(cluster)) == (IncidentState.UNDONE, False)

@@ -248,6 +248,22 @@ class TestSettings:
 
 def test_the_findings_queue_name_is_the_one_the_push_policy_writes_to() -> None:
     from functions.registry_findings import QUEUE
-    from remediation.registry_policy.recheck import QUEUE as WRITTEN
+    from remediation.push_policy.recheck import QUEUE as WRITTEN
 
     assert host.bindings("registry_findings")[0]["queueName"] == QUEUE == WRITTEN
+
+
+def test_a_cold_start_imports_no_heavy_sdk() -> None:
+    """`import function_app` (what the worker does at load) brings in azure.functions and our own
+    modules only; the SDKs, pydantic and YAML load when the first event needs them."""
+    import subprocess
+    import sys
+
+    heavy = ("kubernetes", "azure.identity", "azure.mgmt", "azure.containerregistry", "azure.data", "azure.storage",
+             "azure.core", "slack_bolt", "slack_sdk", "pydantic", "yaml", "tenacity")  # fmt: skip
+    code = "import sys, function_app; print('\\n'.join(sorted(sys.modules)))"
+    root = Path(__file__).resolve().parents[1]
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    modules = loaded.stdout.split()
+    assert [m for m in modules if m.startswith(tuple(f"{h}." for h in heavy)) or m in heavy] == []
+    assert "function_app" in modules and "functions.wiring" in modules

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from remediation.incidents import approve, fail, open_incident, start_execution
-from remediation.notify import LoggingNotifier, Notification, Notifier, RecordingNotifier
+from remediation.notifier import LoggingNotifier, Notification, Notifier, RecordingNotifier
 from test_incidents import DIRECTORY, T0, make_plan, make_signal
 
 
@@ -16,7 +16,7 @@ def test_logging_notifier_writes_one_structured_line_per_call(caplog: pytest.Log
     running = start_execution(approve(incident, user="U_ALICE", at=T0, directory=DIRECTORY), at=T0)
     failed = fail(running, at=T0, error="forbidden")
     notifier: Notifier = LoggingNotifier()
-    with caplog.at_level(logging.INFO, logger="remediation.notify"):
+    with caplog.at_level(logging.INFO, logger="remediation.notifier"):
         notifier.incident_opened(incident)
         notifier.approval_needed(incident)
         notifier.incident_updated(incident)

@@ -14,10 +14,10 @@ import pytest
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 
 import host
-from acr_server import LOGIN_SERVER, AcrServer, FakeCredential, endpoints
+from acr_server import LOGIN_SERVER, REGISTRY_ID, AcrServer, FakeCredential, endpoints
 from conftest import AppTables
 from remediation.actions.container_registry import RegistryClients
-from remediation.registry_policy import (
+from remediation.push_policy import (
     IMAGE_SCANNED,
     FindingsRecheck,
     PushPolicy,
@@ -28,6 +28,7 @@ from remediation.registry_policy import (
     TableTagIndex,
 )
 from remediation.retry import RetryPolicy
+from remediation.settings import Settings
 from remediation.signals import parse_registry_event
 from remediation.signals.model import Signal
 
@@ -141,10 +142,11 @@ class TestTagOverwrite:
 
 class TestRules:
     def test_disallowed_tags_and_pushers_off_the_allow_list_are_marked(self, index: TableTagIndex) -> None:
-        rules = PushRules.from_env({
+        registry = Settings.from_env({
             "REMEDIATION_DISALLOWED_TAGS": '{"prod/*": ["latest"]}',
             "REMEDIATION_PUSHER_ALLOWLIST": '{"prod/*": ["ci-bot"]}',
-        })  # fmt: skip
+        }, require_storage=False).registry  # fmt: skip
+        rules = PushRules(disallowed_tags=registry.disallowed_tags, pusher_allowlist=registry.pusher_allowlist)
         policy = PushPolicy(tag_index=index, rules=rules)
         assert policy.enrich(push("latest", OLD, actor="mallory")).extended_properties == {
             "disallowed_tag": "true", "pusher_not_allowed": "true",
@@ -154,7 +156,7 @@ class TestRules:
 
     def test_a_malformed_setting_is_named(self) -> None:
         with pytest.raises(ValueError, match="REMEDIATION_PUSHER_ALLOWLIST"):
-            PushRules.from_env({"REMEDIATION_PUSHER_ALLOWLIST": '["ci-bot"]'})
+            Settings.from_env({"REMEDIATION_PUSHER_ALLOWLIST": '["ci-bot"]'}, require_storage=False)
 
 
 class TestFindings:
@@ -223,15 +225,17 @@ class TestRecheck:
         assert sent == [(1, 120), (2, 300)]  # attempt 3 is never sent
 
     def test_the_queue_trigger_hands_the_signal_to_intake(
-        self, monkeypatch: pytest.MonkeyPatch, findings: ResourceGraphFindings, recheck_queue: RecheckQueue,
-        server: AcrServer, app_tables: AppTables,
-    ) -> None:  # fmt: skip
+        self, monkeypatch: pytest.MonkeyPatch, server: AcrServer, app_tables: AppTables
+    ) -> None:
         from functions import wiring
 
         server.findings = [finding("High")]
-        # The one piece bound to Azure's endpoints: the same class, pointed at the local TLS server.
+        # Resource Graph is the local TLS server, through settings alone; the credential is handed in.
         with monkeypatch.context() as patch:
-            patch.setattr(wiring, "findings_recheck", lambda: FindingsRecheck(findings=findings, queue=recheck_queue))
+            patch.setenv("AZURE_RESOURCE_MANAGER_ENDPOINT", server.url)
+            patch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+            patch.setenv("REMEDIATION_REGISTRIES", json.dumps({LOGIN_SERVER: REGISTRY_ID}))
+            wiring.use(credential=FakeCredential())
             body = Recheck("registry:evt-3", LOGIN_SERVER, "prod/api", NEW).to_text().encode()
             host.call("registry_findings", func.QueueMessage(id="m1", body=body))
             host.call("registry_findings", func.QueueMessage(id="m2", body=b"not json"))  # dropped, not raised

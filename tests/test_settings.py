@@ -38,12 +38,6 @@ APP = [setting for setting in DECLARED if not setting.host_only]
 SETTING_NAME = re.compile(
     r"\b(?:(?:REMEDIATION|SLACK|AZURE|DEFENDER)_[A-Z0-9_]*[A-Z0-9]|AzureWebJobs[A-Za-z0-9_.]*[A-Za-z0-9])"
 )
-# Readers that still take os.environ themselves, until the composition root hands them `Settings`.
-NOT_YET_FROM_SETTINGS = {
-    "remediation/actions/dispatch.py",
-    "remediation/registry_policy/build.py",
-    "bot/config.py",
-}
 REGISTRY_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/demo"
 
 # A valid value other than the default, for each app setting.
@@ -136,7 +130,7 @@ class TestDeclaration:
             for path in source_files()
             if re.search(r"\bos\.(environ|getenv)\b", path.read_text())
         }
-        assert readers - NOT_YET_FROM_SETTINGS == {"remediation/settings.py"}
+        assert readers == {"remediation/settings.py"}
 
     @pytest.mark.parametrize("setting", APP, ids=by_name)
     def test_every_app_setting_is_read(self, setting: Setting) -> None:
@@ -160,7 +154,7 @@ class TestDeclaration:
 class TestGeneratedFiles:
     def test_the_readme_table_is_rendered_from_the_declaration(self) -> None:
         readme = README.read_text()
-        assert readme == with_table(readme), "run: python -m remediation.settings"
+        assert readme == with_table(readme), "run: python -m remediation.cli.settings"
         section = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)].strip().splitlines()
         assert len(section) == 2 + len(DECLARED)
         assert all(line.startswith("|") and line.endswith("|") for line in section)  # one table, no blank line
@@ -168,7 +162,7 @@ class TestGeneratedFiles:
     def test_the_example_settings_are_the_declared_local_values(self) -> None:
         values = json.loads(EXAMPLE.read_text())["Values"]
         assert values == {setting.name: setting.local_value for setting in DECLARED}
-        assert EXAMPLE.read_text() == example_settings(), "run: python -m remediation.settings"
+        assert EXAMPLE.read_text() == example_settings(), "run: python -m remediation.cli.settings"
 
     def test_the_example_settings_read_as_the_defaults_but_where_they_say_otherwise(self) -> None:
         values = json.loads(EXAMPLE.read_text())["Values"]
@@ -181,7 +175,7 @@ class TestGeneratedFiles:
         )
 
     def test_the_renderer_finds_nothing_stale(self) -> None:
-        command = [sys.executable, "-m", "remediation.settings", "--check"]
+        command = [sys.executable, "-m", "remediation.cli.settings", "--check"]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
         assert (done.returncode, done.stderr) == (0, "")
 
@@ -298,6 +292,10 @@ class TestParsing:
         ids=lambda item: str(item),
     )
     def test_each_parse_error_names_its_variable(self, name: str, value: str) -> None:
+        if name.startswith("SLACK_"):  # a Slack mistake turns Slack off and says why, stopping nothing else
+            settings = read({name: value})
+            assert settings.slack is None and name in (settings.slack_problem or "")
+            return
         with pytest.raises(SettingsError, match=re.escape(name)):
             read({name: value})
 
@@ -334,16 +332,20 @@ class TestParsing:
                 "REMEDIATION_PUSHER_ALLOWLIST must be a JSON object of repository pattern -> list of names, e.g. "
                 '{"prod/*": ["x"]}',
             ),
-            (
-                {"SLACK_SIGNING_SECRET": ""},
-                "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: requests could not be verified",
-            ),
         ],
     )
     def test_messages_keep_the_wording_of_the_readers_they_replace(self, env: dict[str, str], message: str) -> None:
         with pytest.raises(SettingsError) as raised:
             read(env)
         assert str(raised.value).startswith(message)
+
+    def test_a_slack_mistake_turns_slack_off_and_says_why_but_stops_nothing_else(self) -> None:
+        settings = Settings.from_env({**STORAGE, **SLACK, "SLACK_SIGNING_SECRET": ""})
+        assert settings.slack is None
+        assert settings.slack_problem == (
+            "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: requests could not be verified"
+        )
+        assert Settings.from_env({**STORAGE, **SLACK}).slack_problem is None
 
     def test_a_settings_error_is_a_value_error(self) -> None:
         assert issubclass(SettingsError, ValueError)

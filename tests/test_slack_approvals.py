@@ -140,7 +140,7 @@ class TestRacesAndLateClicks:
     def test_a_click_on_an_expired_incident_says_so(self, slack: SlackTest) -> None:
         engine = wiring.engine()
         [signal] = decode_batch(json.dumps(PRIVILEGED_POD), parse_defender_alert)
-        [plan] = load_playbooks(wiring.Settings.from_env().playbooks_dir).match(signal)
+        [plan] = load_playbooks(wiring.components().settings.playbooks_dir).match(signal)
         long_ago = datetime.now(UTC) - plan.approval.timeout - timedelta(minutes=1)
         incident, _ = engine.incidents.open_or_fold(plan=plan, signal=signal, now=long_ago)
         engine.expire_due()

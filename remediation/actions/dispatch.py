@@ -95,23 +95,3 @@ def _logged(ctx: StepContext, result: StepResult) -> StepResult:
         },
     )
     return result
-
-
-def from_env() -> ActionSet:
-    """The actions of a deployed app, each family configured from its own settings."""
-    from remediation.actions.container_registry import RegistryClients, RegistryRuntime
-    from remediation.actions.container_registry.resolve import REGISTRIES_SETTING, parse_registries_setting
-    from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime
-    from remediation.settings import Settings
-
-    def kubernetes() -> KubernetesRuntime:
-        settings = Settings.from_env().kubernetes
-        return KubernetesRuntime(clients=ClusterClients(settings=settings), settings=settings)
-
-    def registry() -> RegistryRuntime:
-        import os
-
-        registries = parse_registries_setting(os.environ.get(REGISTRIES_SETTING, ""))
-        return RegistryRuntime.build(clients=RegistryClients(), registries=registries)
-
-    return ActionSet(runtimes={KubernetesRuntime: kubernetes, RegistryRuntime: registry})

@@ -1,19 +1,23 @@
 """The action catalogue in Markdown, generated from the classes: `docs/actions.md` is its output.
 
 A test keeps the committed file equal to `render_action_catalogue()`, so the documentation can
-never drift from `remediation.actions.catalogue`. Regenerate with `python -m remediation.actions.docs`.
+never drift from `remediation.actions.catalogue`. `python -m remediation.actions.docs` regenerates it
+and the permission manifests of `remediation.actions.manifests`.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import types
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic.fields import FieldInfo
 
-from remediation.actions.catalogue import ACTIONS, ActionClass
+from remediation.actions.catalogue import CATALOGUE, ActionClass
 
 _HEADER = """\
 # Action catalogue
@@ -31,8 +35,8 @@ _BOUNDS = ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="), (Lt, "lt", "<"))
 _LENGTHS = ((MinLen, "min_length", "length >="), (MaxLen, "max_length", "length <="))
 
 
-def render_action_catalogue() -> str:
-    rows = [_row(ACTIONS[name]) for name in sorted(ACTIONS)]
+def render_action_catalogue(classes: Iterable[ActionClass] = CATALOGUE) -> str:
+    rows = [_row(cls) for cls in sorted(classes, key=lambda cls: cls.name)]
     return _HEADER + "".join(f"| {' | '.join(_cell(c) for c in row)} |\n" for row in rows)
 
 
@@ -83,8 +87,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-if __name__ == "__main__":
-    from pathlib import Path
+def write_generated(root: Path, classes: Iterable[ActionClass] = CATALOGUE) -> list[Path]:
+    """Write every file generated from the catalogue under `root`; the paths written."""
+    from remediation.actions.manifests import render_cluster_role, render_registry_role
 
-    target = Path(__file__).resolve().parents[2] / "docs" / "actions.md"
-    target.write_text(render_action_catalogue(), encoding="utf-8")
+    files = {
+        root / "docs" / "actions.md": render_action_catalogue(classes),
+        root / "deploy" / "kubernetes" / "rbac.yaml": render_cluster_role(classes),
+        root / "deploy" / "azure" / "registry-remediator-role.json": render_registry_role(classes),
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(files)
+
+
+if __name__ == "__main__":
+    for written in write_generated(Path(__file__).resolve().parents[2]):
+        sys.stdout.write(f"wrote {written}\n")

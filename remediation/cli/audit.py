@@ -9,16 +9,14 @@ from remediation.settings import Settings, SettingsError
 
 
 def verify(*, incident: str | None, connection_string: str | None) -> int:
-    from remediation.store.incidents import TableIncidentStore
+    from remediation.compose import compose
 
     try:
         settings = Settings.from_env({"AzureWebJobsStorage": connection_string} if connection_string else None)
     except SettingsError as problem:
         print(f"remediate audit verify: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    with TableIncidentStore.from_connection_string(
-        settings.storage_connection, table_name=settings.incidents_table, audit_table=settings.audit_table
-    ) as store:
+    with compose(settings).incidents() as store:
         found = store.audit.verify(incident)
         flagged = {problem.incident_id for problem in found}
         wanted = [incident] if incident else [known.id for known in store.list()]

@@ -1,4 +1,4 @@
-"""`python -m remediation.settings [--check]`: the README's settings table and local.settings.example.json.
+"""`python -m remediation.cli.settings [--check]`: the README's settings table and local.settings.example.json.
 
 Both are written from `remediation.settings.DECLARED`: the table between the README's
 `<!-- settings:begin -->` and `<!-- settings:end -->` markers, and the example file's `Values` (each
@@ -40,15 +40,19 @@ def example_settings() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m remediation.settings", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m remediation.cli.settings", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is out of date")
     args = parser.parse_args(argv)
     wanted = {README: with_table(README.read_text()), EXAMPLE: example_settings()}
     stale = [path for path, text in wanted.items() if path.read_text() != text]
     for path in stale:
         if args.check:
-            print(f"{path.name} is out of date: run python -m remediation.settings", file=sys.stderr)
+            print(f"{path.name} is out of date: run python -m remediation.cli.settings", file=sys.stderr)
         else:
             path.write_text(wanted[path])
             print(f"rewrote {path.name}")
     return EXIT_FOUND if args.check and stale else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

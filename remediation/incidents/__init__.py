@@ -5,7 +5,7 @@ IncidentStore (`InMemoryIncidentStore` here, `remediation.store.incidents.TableI
 Azure) opens or folds the incident and audits every change into `remediation.audit`; the bot applies
 people's decisions (`approve`, `reject`, `supply_input`) and the timer `on_timeout` through
 `store.update`; the executor moves approved incidents on with the `.lifecycle` functions; a
-`remediation.notify.Notifier` tells Slack. Everything here but the stores is pure.
+`remediation.notifier.Notifier` tells Slack. Everything here but the stores is pure.
 """
 
 from remediation.incidents.decisions import (
@@ -42,7 +42,7 @@ from remediation.incidents.model import (
     new_incident_id,
     transition,
 )
-from remediation.incidents.stores import Change, IncidentStore, InMemoryIncidentStore, UnknownIncident, checked, is_due
+from remediation.incidents.storage import Change, IncidentStore, InMemoryIncidentStore, UnknownIncident, checked, is_due
 
 __all__ = [
     "SYSTEM_ACTOR",

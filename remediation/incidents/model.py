@@ -1,7 +1,7 @@
 """The Incident record and its state machine: which states exist and which moves between them are legal.
 
 Pure data, no I/O. `remediation.incidents.decisions` and `.lifecycle` build new Incidents from old
-ones through `transition`; the stores (`remediation.incidents.stores`, `remediation.store.incidents`)
+ones through `transition`; the stores (`remediation.incidents.storage`, `remediation.store.incidents`)
 persist them through `Incident.to_json` / `Incident.from_json`.
 """
 

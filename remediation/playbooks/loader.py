@@ -10,12 +10,13 @@ Each file is parsed by `parse`; names must be unique across the folder. The engi
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from remediation.actions.catalogue import ACTIONS, ActionClass
 from remediation.playbooks.errors import PlaybookErrors, Problems
 from remediation.playbooks.matcher import PlaybookSet
 from remediation.playbooks.model import Playbook
@@ -48,20 +49,22 @@ _PlaybookYamlLoader.yaml_implicit_resolvers = {
 _PlaybookYamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
-def load_playbooks(directory: Path | str) -> PlaybookSet:
-    """Every playbook of `directory`; PlaybookErrors listing all problems if there is any."""
-    playbooks, errors = _load(Path(directory))
+def load_playbooks(directory: Path | str, *, actions: Mapping[str, ActionClass] = ACTIONS) -> PlaybookSet:
+    """Every playbook of `directory`; PlaybookErrors listing all problems if there is any.
+
+    Steps are checked against `actions` (the catalogue, unless a caller brings its own)."""
+    playbooks, errors = _load(Path(directory), actions)
     if errors:
         raise PlaybookErrors(errors)
     return PlaybookSet(playbooks)
 
 
-def check_playbooks(directory: Path | str) -> list[str]:
+def check_playbooks(directory: Path | str, *, actions: Mapping[str, ActionClass] = ACTIONS) -> list[str]:
     """Every problem of the folder, one message each; empty when it is valid."""
-    return _load(Path(directory))[1]
+    return _load(Path(directory), actions)[1]
 
 
-def _load(directory: Path) -> tuple[list[Playbook], list[str]]:
+def _load(directory: Path, actions: Mapping[str, ActionClass]) -> tuple[list[Playbook], list[str]]:
     if not directory.is_dir():
         return [], [f"{directory}: not a directory"]
     files = sorted(path for path in directory.iterdir() if path.suffix in SUFFIXES and path.is_file())
@@ -72,7 +75,7 @@ def _load(directory: Path) -> tuple[list[Playbook], list[str]]:
     first_file: dict[str, Path] = {}
     for path in files:
         problems = Problems(str(path))
-        playbook = _load_file(path, problems)
+        playbook = _load_file(path, problems, actions)
         if playbook is not None and playbook.name in first_file:
             problems.add("name", f"'{playbook.name}' is already the name of {first_file[playbook.name]}")
         elif playbook is not None:
@@ -82,7 +85,7 @@ def _load(directory: Path) -> tuple[list[Playbook], list[str]]:
     return playbooks, errors
 
 
-def _load_file(path: Path, problems: Problems) -> Playbook | None:
+def _load_file(path: Path, problems: Problems, actions: Mapping[str, ActionClass]) -> Playbook | None:
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_PlaybookYamlLoader)
     except UnicodeDecodeError as problem:
@@ -97,7 +100,7 @@ def _load_file(path: Path, problems: Problems) -> Playbook | None:
     if not isinstance(document, dict):
         problems.add("", f"expected a playbook mapping at the top level, got {kind_of(document)}")
         return None
-    return parse_playbook(document, path, problems)
+    return parse_playbook(document, path, problems, actions=actions)
 
 
 def _yaml_message(problem: yaml.MarkedYAMLError) -> str:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from remediation.actions.catalogue import ACTIONS, ActionClass
 from remediation.actions.notify import slack_channel
 from remediation.plans import ApprovalMode, ApprovalPolicy, OnTimeout
 from remediation.playbooks.conditions import parse_conditions
@@ -32,7 +33,9 @@ _TOP_OPTIONAL = ("when", "notify", "group_by")
 DEFAULT_GROUP_WINDOW = timedelta(minutes=15)
 
 
-def parse_playbook(raw: Any, file: Path, problems: Problems) -> Playbook | None:
+def parse_playbook(
+    raw: Any, file: Path, problems: Problems, *, actions: Mapping[str, ActionClass] = ACTIONS
+) -> Playbook | None:
     obj = mapping(raw, "", problems, required=_TOP_REQUIRED, optional=_TOP_OPTIONAL)
     if obj is None:
         return None
@@ -41,7 +44,7 @@ def parse_playbook(raw: Any, file: Path, problems: Problems) -> Playbook | None:
     description = text(obj, "description", "", problems, expected="a non-empty description")
     trigger = _trigger(obj.get("on"), problems)
     when = parse_conditions(obj["when"], "when", problems) if "when" in obj else ()
-    steps = parse_steps(obj.get("steps"), problems)
+    steps = parse_steps(obj.get("steps"), problems, actions=actions)
     approval = _approval(obj.get("approval"), problems)
     notify = _channel(obj, "notify", "", problems)
     window, group_by = _group_by(obj.get("group_by"), steps, problems)

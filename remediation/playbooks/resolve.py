@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remediation.actions.catalogue import ACTIONS
+from remediation.actions.catalogue import ActionClass
 from remediation.plans import MissingParam
 from remediation.playbooks.model import Step
 from remediation.playbooks.references import Ref, Template
@@ -54,12 +54,12 @@ def resolve_step(step: Step, signal: Signal, index: int) -> tuple[dict[str, Any]
 
 
 def _checked(step: Step, params: dict[str, Any], absent: dict[str, str], optional: list[str]) -> dict[str, Any]:
-    refused = _refused(step.action, params, absent)
+    refused = _refused(step.spec, params, absent)
     dropped = [name for name in optional if name in refused]
     if dropped:
         for name in dropped:
             del params[name]
-        refused = _refused(step.action, params, absent)
+        refused = _refused(step.spec, params, absent)
     if not refused:
         return params  # valid, or only the absent parameters failed and they are already missing
     # A refusal not pinned on a referenced parameter still comes from Signal values: literals passed at load.
@@ -70,23 +70,23 @@ def _checked(step: Step, params: dict[str, Any], absent: dict[str, str], optiona
     return params
 
 
-def _refused(action: str, params: dict[str, Any], absent: dict[str, str]) -> frozenset[str]:
+def _refused(spec: ActionClass, params: dict[str, Any], absent: dict[str, str]) -> frozenset[str]:
     try:
-        refused = _refusals(action, tuple(params.items()))
+        refused = _refusals(spec, tuple(params.items()))
     except TypeError:  # an unhashable literal: validate without the cache
-        refused = _refusals.__wrapped__(action, tuple(params.items()))
+        refused = _refusals.__wrapped__(spec, tuple(params.items()))
     return refused - absent.keys()
 
 
 @functools.lru_cache(maxsize=4096)
-def _refusals(action: str, items: tuple[tuple[str, Any], ...]) -> frozenset[str]:
+def _refusals(spec: ActionClass, items: tuple[tuple[str, Any], ...]) -> frozenset[str]:
     """The parameters the action refuses ("" for the set as a whole).
 
     Cached because alert storms repeat the same cluster, node and names thousands of times, and
     validation is most of the cost of a plan.
     """
     try:
-        ACTIONS[action].Params.model_validate(dict(items))
+        spec.Params.model_validate(dict(items))
     except ValidationError as error:
         return frozenset(str(detail["loc"][0]) if detail["loc"] else "" for detail in error.errors())
     return frozenset()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remediation.actions.catalogue import ACTIONS, ActionClass, UnknownAction, get_action
+from remediation.actions.catalogue import ACTIONS, ActionClass, UnknownAction
 from remediation.playbooks.conditions import parse_conditions
 from remediation.playbooks.errors import Problems, at, did_you_mean, item
 from remediation.playbooks.model import Step
@@ -20,19 +20,19 @@ from remediation.playbooks.references import INVALID, Ref, Template, parse_value
 from remediation.playbooks.schema import kind_of, mapping
 
 
-def parse_steps(raw: Any, problems: Problems) -> tuple[Step, ...]:
+def parse_steps(raw: Any, problems: Problems, *, actions: Mapping[str, ActionClass] = ACTIONS) -> tuple[Step, ...]:
     if not isinstance(raw, list) or not raw:
         problems.add("steps", f"expected a non-empty list of steps, got {kind_of(raw)}")
         return ()
-    parsed = (_step(entry, item("steps", index), problems) for index, entry in enumerate(raw))
+    parsed = (_step(entry, item("steps", index), problems, actions) for index, entry in enumerate(raw))
     return tuple(step for step in parsed if step is not None)
 
 
-def _step(raw: Any, path: str, problems: Problems) -> Step | None:
+def _step(raw: Any, path: str, problems: Problems, actions: Mapping[str, ActionClass]) -> Step | None:
     obj = mapping(raw, path, problems, required=("action",), optional=("params", "when"))
     if obj is None:
         return None
-    spec = _spec(obj.get("action"), at(path, "action"), problems)
+    spec = _spec(obj.get("action"), at(path, "action"), problems, actions)
     when = parse_conditions(obj["when"], at(path, "when"), problems) if "when" in obj else ()
     raw_params = obj.get("params", {})
     if not isinstance(raw_params, dict):
@@ -47,15 +47,14 @@ def _step(raw: Any, path: str, problems: Problems) -> Step | None:
     return Step(action=spec.name, params=params, spec=spec, when=when, referenced=referenced)
 
 
-def _spec(name: Any, path: str, problems: Problems) -> ActionClass | None:
+def _spec(name: Any, path: str, problems: Problems, actions: Mapping[str, ActionClass]) -> ActionClass | None:
     if not isinstance(name, str):
-        problems.add(path, f"expected an action name (one of {', '.join(sorted(ACTIONS))}), got {kind_of(name)}")
+        problems.add(path, f"expected an action name (one of {', '.join(sorted(actions))}), got {kind_of(name)}")
         return None
-    try:
-        return get_action(name)
-    except UnknownAction as problem:
-        problems.add(path, f"{problem}{did_you_mean(name, ACTIONS)}")
+    if name not in actions:
+        problems.add(path, f"{UnknownAction(name, actions)}{did_you_mean(name, actions)}")
         return None
+    return actions[name]
 
 
 def _params(

@@ -30,8 +30,8 @@ from remediation.audit import (
     check_chain,
     seal,
 )
+from remediation.store.clients import make_table_client
 from remediation.store.closing import Closing
-from remediation.store.events import make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity

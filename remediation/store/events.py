@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from remediation.clock import utcnow
 from remediation.intake import CLAIM_LEASE_SECONDS
+from remediation.store.clients import make_table_client
 from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ CLAIMED = "claimed"
 DONE = "done"
 
 # Bounded network behaviour: a dead storage account fails a call in seconds, not minutes.
-CLIENT_DEFAULTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
-
 _FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -53,13 +52,6 @@ def row_address(key: str) -> tuple[str, str]:
     if _valid_table_key(key):
         return partition, key
     return partition, hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def make_table_client(conn_str: str, *, table_name: str = DEFAULT_TABLE, **kwargs: Any) -> TableClient:
-    """A TableClient with `CLIENT_DEFAULTS` (timeouts, bounded retry), overridable by `kwargs`."""
-    from azure.data.tables import TableClient
-
-    return TableClient.from_connection_string(conn_str, table_name, **{**CLIENT_DEFAULTS, **kwargs})
 
 
 class TableEventLedger(Closing):

@@ -46,8 +46,8 @@ from remediation.incidents import (
 from remediation.plans import Plan
 from remediation.signals.model import Signal
 from remediation.store.audit import MAX_ATTEMPTS, StoreContention, TableAuditLog, pause_before_retry
+from remediation.store.clients import make_table_client
 from remediation.store.closing import Closing
-from remediation.store.events import make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity

@@ -12,13 +12,14 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
+from remediation.store.clients import CLIENT_DEFAULTS
 from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
 DEFAULT_CONTAINER = "snapshots"
-CLIENT_DEFAULTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 2}
+BLOB_DEFAULTS: dict[str, Any] = {**CLIENT_DEFAULTS, "read_timeout": 20}  # a snapshot is larger than a row
 
 
 class SnapshotMissing(LookupError):
@@ -37,7 +38,7 @@ class BlobSnapshotStore(Closing):
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import ContainerClient
 
-        client = ContainerClient.from_connection_string(conn_str, container, **{**CLIENT_DEFAULTS, **kwargs})
+        client = ContainerClient.from_connection_string(conn_str, container, **{**BLOB_DEFAULTS, **kwargs})
         with contextlib.suppress(ResourceExistsError):
             client.create_container()
         return cls(container=client)

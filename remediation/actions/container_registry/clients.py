@@ -1,7 +1,7 @@
 """Builds and caches the three Azure SDK clients the registry family uses, with bounded timeouts.
 
 Neighbours: `acr_data` (ContainerRegistryClient, the registry's data plane), `arm`
-(ContainerRegistryManagementClient, control plane), `remediation.registry_policy.findings`
+(ContainerRegistryManagementClient, control plane), `remediation.push_policy.findings`
 (ResourceGraphClient). The SDKs are imported here, lazily, on first use. Their built-in retry
 policies are switched off (`retry_total=0`): `calls.call` retries, once, with an injectable sleep.
 
@@ -29,6 +29,7 @@ class Endpoints:
     """Where the clients connect. The defaults are public Azure; sovereign clouds and tests override."""
 
     arm_base_url: str = "https://management.azure.com"
+    graph_base_url: str = ""  # Resource Graph; "": the ARM endpoint
     data_endpoint: str = "https://{login_server}"  # format string; `{login_server}` is filled in
     acr_audience: str = ACR_AUDIENCE
     connection_verify: str | bool = True  # a CA bundle path in tests
@@ -102,7 +103,7 @@ class RegistryClients:
             if self._graph is None:
                 self._graph = ResourceGraphClient(
                     credential,
-                    base_url=self.endpoints.arm_base_url,
+                    base_url=self.endpoints.graph_base_url or self.endpoints.arm_base_url,
                     credential_scopes=[f"{self.endpoints.arm_base_url.rstrip('/')}/.default"],
                     **self.endpoints.transport_kwargs(),
                 )

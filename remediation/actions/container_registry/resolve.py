@@ -1,7 +1,7 @@
 """Which registry a signal or a step means: login server or resource id in, a `RegistryRef` out.
 
 Neighbours: `handler` resolves every step's `registry` parameter here before touching anything;
-`remediation.registry_policy` asks `is_ours` before enriching a push. Our registries are the ones
+`remediation.push_policy` asks `is_ours` before enriching a push. Our registries are the ones
 configured in REMEDIATION_REGISTRIES (`{"myreg.azurecr.io": "/subscriptions/.../registries/myreg"}`)
 plus any registry resource id the app's identity can read with `registries.get` (an Event Grid
 topic names its registry by id). Anything else is reported, never acted on (`NotOurRegistry`).
@@ -10,7 +10,6 @@ Resolutions are cached for the life of the worker.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -24,7 +23,6 @@ from remediation.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-REGISTRIES_SETTING = "REMEDIATION_REGISTRIES"
 _ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
     r"/providers/microsoft\.containerregistry/registries/(?P<name>[^/]+)$",
@@ -59,18 +57,6 @@ def _parts(resource_id: str) -> tuple[str, str, str]:
     if match is None:
         raise PermanentFailure(f"{resource_id!r} is not a container registry resource id")
     return match["sub"], match["rg"], match["name"]
-
-
-def parse_registries_setting(text: str) -> dict[str, str]:
-    """REMEDIATION_REGISTRIES: a JSON object, login server -> registry resource id; ValueError if malformed."""
-    if not text.strip():
-        return {}
-    data = json.loads(text)
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ValueError(f"{REGISTRIES_SETTING} must be a JSON object of login server -> registry resource id")
-    for resource_id in data.values():
-        _parts(resource_id)
-    return {login.strip().lower(): resource_id.rstrip("/") for login, resource_id in data.items()}
 
 
 class RegistryResolver:

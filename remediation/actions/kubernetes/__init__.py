@@ -10,44 +10,28 @@ Heavy SDKs (kubernetes, azure-*) load only when a step runs.
 
 from __future__ import annotations
 
+from remediation.actions.kubernetes import nodes, pods, rbac, workloads
 from remediation.actions.kubernetes.connect import ClusterClients
 from remediation.actions.kubernetes.nodes import (
-    CordonNode,
     CordonNodeParams,
-    DrainNode,
     DrainNodeParams,
-    UncordonNode,
     UncordonNodeParams,
 )
 from remediation.actions.kubernetes.pods import (
-    DeletePod,
     DeletePodParams,
-    IsolatePod,
     IsolatePodParams,
-    ReleasePod,
     ReleasePodParams,
 )
 from remediation.actions.kubernetes.rbac import (
-    DeleteRbacObject,
     DeleteRbacObjectParams,
-    RestoreObject,
     RestoreObjectParams,
 )
 from remediation.actions.kubernetes.runtime import KubernetesAction, KubernetesRuntime
-from remediation.actions.kubernetes.workloads import ScaleToZero, ScaleToZeroParams
+from remediation.actions.kubernetes.workloads import ScaleToZeroParams
 from remediation.settings import KubernetesSettings
 
-ACTIONS = (
-    CordonNode,
-    UncordonNode,
-    DrainNode,
-    DeleteRbacObject,
-    RestoreObject,
-    IsolatePod,
-    ReleasePod,
-    ScaleToZero,
-    DeletePod,
-)
+# The family's actions, in catalogue order: each module lists its own below its classes.
+ACTIONS = (*nodes.ACTIONS, *rbac.ACTIONS, *pods.ACTIONS, *workloads.ACTIONS)
 
 __all__ = [
     "ACTIONS",

@@ -312,3 +312,6 @@ class Evictions:
 
 def _pod_name(pod: dict[str, Any]) -> str:
     return f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+
+
+ACTIONS = (CordonNode, UncordonNode, DrainNode)

@@ -286,3 +286,6 @@ class DeletePod(KubernetesAction[DeletePodParams]):
 
     def undo_on(self, s: ClusterSession, params: DeletePodParams, result: StepResult, ctx: StepContext) -> StepResult:
         return undo_delete(s, params, result, ctx)
+
+
+ACTIONS = (IsolatePod, ReleasePod, DeletePod)

@@ -252,3 +252,6 @@ class RestoreObject(KubernetesAction[RestoreObjectParams]):
         self, s: ClusterSession, params: RestoreObjectParams, result: StepResult, ctx: StepContext
     ) -> StepResult:
         return undo_restore(s, params, result, ctx)
+
+
+ACTIONS = (DeleteRbacObject, RestoreObject)

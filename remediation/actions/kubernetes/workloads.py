@@ -114,3 +114,6 @@ class ScaleToZero(KubernetesAction[ScaleToZeroParams]):
 
     def undo_on(self, s: ClusterSession, params: ScaleToZeroParams, result: StepResult, ctx: StepContext) -> StepResult:
         return undo(s, params, result, ctx)
+
+
+ACTIONS = (ScaleToZero,)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from remediation.registry_policy.findings import FindingsSummary
+from remediation.push_policy.findings import FindingsSummary
 from remediation.signals.acr import IMAGE_SCANNED
 from remediation.signals.model import Severity, Signal, Source, Targets
 
@@ -68,7 +68,7 @@ class RecheckQueue:
 
     @classmethod
     def from_connection_string(cls, conn_str: str, *, queue_name: str = QUEUE, **kwargs: Any) -> Self:
-        from remediation.store.work import base64_queue
+        from remediation.store.clients import base64_queue
 
         delays = kwargs.pop("delays", DEFAULT_DELAYS)
         return cls(queue=base64_queue(conn_str, queue_name=queue_name, **kwargs), delays=delays)

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Protocol
 
 from remediation.actions.runtime import ActionFailure
-from remediation.registry_policy.findings import PENDING
-from remediation.registry_policy.recheck import FindingsSource, Recheck, RecheckQueue
-from remediation.registry_policy.rules import PushRules
+from remediation.push_policy.findings import PENDING
+from remediation.push_policy.recheck import FindingsSource, Recheck, RecheckQueue
+from remediation.push_policy.rules import PushRules
 from remediation.signals.acr import ACR_PREFIX
 from remediation.signals.model import Signal, Source
 

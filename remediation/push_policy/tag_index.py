@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.store.events import make_table_client
+from remediation.store.clients import make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient

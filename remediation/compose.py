@@ -1,0 +1,336 @@
+"""The composition root: the whole object graph of the app, built from one `Settings`.
+
+`compose(settings, ...)` is how the Functions layer (`functions/wiring.py`), the CLI, the
+benchmarks and the tests get their objects; nothing else builds a store, a client or a credential.
+Each part is built on first use and once (a cold start loads no SDK until an event needs it), and
+nothing is kept after a failure, so the next call tries again.
+
+Failure domains: only opening incidents needs the playbook folder; the executor, undo, give-up and
+the timer need neither valid playbooks nor a working Slack configuration (they log instead of
+posting when Slack is off). Outside endpoints (ARM, Resource Graph, the ACR data plane, the Entra
+authority) come from settings, so sovereign clouds and tests use the same seam; `credential`,
+`clock` and `sleep` are the few things a host or a test may hand in directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from remediation.clock import Clock, utcnow
+from remediation.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
+
+    from remediation.actions.container_registry import RegistryClients
+    from remediation.actions.dispatch import ActionSet
+    from remediation.engine import Engine
+    from remediation.executor import Executor
+    from remediation.incidents import ApproverDirectory
+    from remediation.intake import Intake
+    from remediation.notifier import Notifier
+    from remediation.playbooks import PlaybookSet
+    from remediation.push_policy import FindingsRecheck, PushPolicy
+    from remediation.store.events import TableEventLedger
+    from remediation.store.incidents import TableIncidentStore
+    from remediation.store.snapshots import BlobSnapshotStore
+    from remediation.store.work import StorageWorkQueue
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Notifications(Protocol):
+    """How incidents are announced and who is in a user group: the Slack part, or anything alike."""
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    @property
+    def directory(self) -> ApproverDirectory: ...
+
+
+NotificationsFactory = Callable[["Components"], Notifications | None]
+
+
+class LazyCredential:
+    """A TokenCredential built on the first token request, so composing imports no azure.identity."""
+
+    def __init__(self, build: Callable[[], TokenCredential]) -> None:
+        self._build = build
+        self._credential: TokenCredential | None = None
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        with self._lock:
+            if self._credential is None:
+                self._credential = self._build()
+        return self._credential.get_token(*scopes, **kwargs)
+
+
+class Components:
+    """The app's objects, each built once on first use; see `compose`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credential: TokenCredential | None = None,
+        clock: Clock = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        notifications: NotificationsFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.credential: TokenCredential = credential or LazyCredential(self._default_credential)
+        self._notifications_factory = notifications
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            value: T = self._built[name]
+            return value
+
+    def _default_credential(self) -> TokenCredential:
+        from azure.identity import DefaultAzureCredential
+
+        azure = self.settings.azure
+        options: dict[str, Any] = {"managed_identity_client_id": azure.client_id} if azure.client_id else {}
+        if azure.authority_host:
+            options["authority"] = azure.authority_host
+        credential: TokenCredential = DefaultAzureCredential(**options)
+        return credential
+
+    # -- storage -----------------------------------------------------------------------------------
+    def incidents(self) -> TableIncidentStore:
+        from remediation.store.incidents import TableIncidentStore
+
+        s = self.settings
+        return self._once(
+            "incidents",
+            lambda: TableIncidentStore.from_connection_string(
+                s.storage_connection, table_name=s.incidents_table, audit_table=s.audit_table
+            ),
+        )
+
+    def ledger(self) -> TableEventLedger:
+        from remediation.store.events import TableEventLedger
+
+        s = self.settings
+        return self._once(
+            "ledger", lambda: TableEventLedger.from_connection_string(s.storage_connection, table_name=s.events_table)
+        )
+
+    def snapshots(self) -> BlobSnapshotStore:
+        from remediation.store.snapshots import BlobSnapshotStore
+
+        s = self.settings
+        return self._once(
+            "snapshots",
+            lambda: BlobSnapshotStore.from_connection_string(s.storage_connection, container=s.snapshots_container),
+        )
+
+    def work(self) -> StorageWorkQueue:
+        from remediation.store.work import StorageWorkQueue
+
+        s = self.settings
+        return self._once(
+            "work", lambda: StorageWorkQueue.from_connection_string(s.storage_connection, queue_name=s.actions_queue)
+        )
+
+    # -- actions and their clients -----------------------------------------------------------------
+    def registry_clients(self) -> RegistryClients:
+        from remediation.actions.container_registry import Endpoints, RegistryClients
+
+        azure = self.settings.azure
+        endpoints = Endpoints(
+            arm_base_url=azure.arm_endpoint,
+            graph_base_url=azure.resource_graph_endpoint,
+            data_endpoint=azure.acr_data_endpoint,
+            acr_audience=azure.acr_audience,
+        )
+        return self._once("registry_clients", lambda: RegistryClients(credential=self.credential, endpoints=endpoints))
+
+    def actions(self) -> ActionSet:
+        return self._once("actions", self._actions)
+
+    def _actions(self) -> ActionSet:
+        from remediation.actions.container_registry import RegistryRuntime
+        from remediation.actions.dispatch import ActionSet
+        from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime
+        from remediation.retry import RetryPolicy
+
+        s = self.settings
+
+        def kubernetes() -> KubernetesRuntime:
+            arm = {"base_url": s.azure.arm_endpoint, "credential_scopes": [s.azure.arm_scope]}
+            clients = ClusterClients(settings=s.kubernetes, credential=self.credential, arm_kwargs=arm)
+            retry = RetryPolicy(
+                attempts=s.kubernetes.retry_attempts,
+                max_seconds=s.kubernetes.retry_max_seconds,
+                max_retry_after=None,
+                sleep=self.sleep,
+            )
+            return KubernetesRuntime(clients=clients, settings=s.kubernetes, retry=retry)
+
+        def registry() -> RegistryRuntime:
+            return RegistryRuntime.build(
+                clients=self.registry_clients(),
+                registries=dict(s.registry.registries),
+                retry=RetryPolicy(sleep=self.sleep),
+            )
+
+        return ActionSet(runtimes={KubernetesRuntime: kubernetes, RegistryRuntime: registry})
+
+    # -- the engine --------------------------------------------------------------------------------
+    def notifications(self) -> Notifications | None:
+        """The configured notifier and directory; None (log only) when Slack is off or misconfigured."""
+        if self._notifications_factory is None:
+            return None
+        if self.settings.slack_problem:
+            logger.error("Slack is off: %s", self.settings.slack_problem)
+        return self._once("notifications", lambda: self._notifications_factory(self))  # type: ignore[misc]
+
+    def notifier(self) -> Notifier:
+        from remediation.notifier import LoggingNotifier
+
+        configured = self.notifications()
+        return configured.notifier if configured is not None else LoggingNotifier()
+
+    def playbooks(self) -> PlaybookSet:
+        """The playbooks of REMEDIATION_PLAYBOOKS_DIR; an invalid set opens no incident.
+
+        Each problem is logged, and the error propagates so the host retries the event later, once
+        someone has fixed the playbooks: no event is handled by half a policy, and none is lost.
+        """
+        return self._once("playbooks", self._load_playbooks)
+
+    def _load_playbooks(self) -> PlaybookSet:
+        from remediation.playbooks import PlaybookErrors, load_playbooks
+
+        folder = self.settings.playbooks_dir
+        try:
+            return load_playbooks(folder)
+        except PlaybookErrors as problems:
+            for problem in problems.errors:
+                logger.error("invalid playbook: %s", problem, extra={"playbooks_dir": str(folder)})
+            raise
+
+    def push_policy(self) -> PushPolicy:
+        return self._once("push_policy", self._push_policy)
+
+    def _push_policy(self) -> PushPolicy:
+        from remediation.push_policy import PushPolicy, PushRules, TableTagIndex
+
+        registry = self.settings.registry
+        return PushPolicy(
+            tag_index=TableTagIndex.from_connection_string(
+                self.settings.storage_connection, table_name=registry.tag_index_table
+            ),
+            findings=self._findings(),
+            recheck=self._recheck_queue(),
+            rules=PushRules(disallowed_tags=registry.disallowed_tags, pusher_allowlist=registry.pusher_allowlist),
+            is_ours=self._resolver().is_ours,
+        )
+
+    def findings_recheck(self) -> FindingsRecheck:
+        from remediation.push_policy import FindingsRecheck
+
+        return self._once(
+            "findings_recheck", lambda: FindingsRecheck(findings=self._findings(), queue=self._recheck_queue())
+        )
+
+    def _resolver(self) -> Any:
+        from remediation.actions.container_registry import RegistryResolver
+
+        registries = dict(self.settings.registry.registries)
+        return self._once("resolver", lambda: RegistryResolver(clients=self.registry_clients(), registries=registries))
+
+    def _findings(self) -> Any:
+        from remediation.push_policy import ResourceGraphFindings
+
+        return self._once(
+            "findings",
+            lambda: ResourceGraphFindings(
+                clients=self.registry_clients(), subscriptions=self._resolver().subscriptions()
+            ),
+        )
+
+    def _recheck_queue(self) -> Any:
+        from remediation.push_policy import RecheckQueue
+
+        s = self.settings
+        return self._once(
+            "recheck_queue",
+            lambda: RecheckQueue.from_connection_string(
+                s.storage_connection, delays=s.registry.findings_recheck_delays
+            ),
+        )
+
+    def engine(self) -> Engine:
+        return self._once("engine", self._engine)
+
+    def _engine(self) -> Engine:
+        from remediation.engine import Engine
+        from remediation.executor import Previewer
+
+        configured = self.notifications()
+        return Engine(
+            playbooks=self.playbooks,
+            incidents=self.incidents(),
+            work=self.work(),
+            notifier=self.notifier(),
+            directory=configured.directory if configured is not None else None,
+            enrich=lambda signal: self.push_policy().enrich(signal),
+            previewer=Previewer(actions=self.actions(), snapshots=self.snapshots()),
+            clock=self.clock,
+        )
+
+    def executor(self) -> Executor:
+        from remediation.executor import Executor
+
+        return self._once(
+            "executor",
+            lambda: Executor(
+                incidents=self.incidents(),
+                actions=self.actions(),
+                snapshots=self.snapshots(),
+                notifier=self.notifier(),
+                clock=self.clock,
+            ),
+        )
+
+    def intake(self) -> Intake:
+        from remediation.intake import Intake
+
+        return self._once("intake", lambda: Intake(ledger=self.ledger(), sink=self.engine()))
+
+    def close(self) -> None:
+        with self._lock:
+            built, self._built = self._built, {}
+        for value in built.values():
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+
+
+def compose(
+    settings: Settings,
+    *,
+    credential: TokenCredential | None = None,
+    clock: Clock = utcnow,
+    sleep: Callable[[float], None] = time.sleep,
+    notifications: NotificationsFactory | None = None,
+) -> Components:
+    """The app's object graph for `settings`. `credential` defaults to DefaultAzureCredential (the
+    managed identity in Azure, AZURE_CLIENT_ID for a user-assigned one); `notifications` builds the
+    Slack part (bot/ supplies it; without it the engine logs)."""
+    return Components(settings, credential=credential, clock=clock, sleep=sleep, notifications=notifications)
