@@ -22,6 +22,7 @@ import host
 from conftest import AppTables
 from functions import wiring
 from remediation.intake import DeliveryInProgress
+from remediation.settings import DECLARED
 from remediation.store.events import TableEventLedger
 
 
@@ -236,7 +237,7 @@ class TestSettings:
             for path in root.glob(f"{folder}/**/*.py")
         ]
         read = {name for source in sources for name in re.findall(r'"((?:REMEDIATION|SLACK)_[A-Z0-9_]+)"', source)}
-        read |= set(re.findall(r'setting\("([A-Za-z_]+)"', (root / "remediation" / "settings.py").read_text()))
+        read |= {setting.name for setting in DECLARED}
         for name in host.registered():
             for binding in host.bindings(name):
                 read |= {value.strip("%") for value in binding.values() if isinstance(value, str) and "%" in value}

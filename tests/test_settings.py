@@ -130,7 +130,7 @@ class TestDeclaration:
             for path in source_files()
             if re.search(r"\bos\.(environ|getenv)\b", path.read_text())
         }
-        assert readers == {"remediation/settings.py"}
+        assert readers == {"remediation/settings/__init__.py"}
 
     @pytest.mark.parametrize("setting", APP, ids=by_name)
     def test_every_app_setting_is_read(self, setting: Setting) -> None:

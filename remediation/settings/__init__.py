@@ -1,14 +1,12 @@
 """Every setting the app reads, declared once, and the one reader of the environment.
 
-`DECLARED` lists each variable (app settings in Azure, local.settings.json `Values` locally) with its
-meaning, default and local value; the README's settings table (`python -m remediation.cli.settings`) and
-local.settings.example.json follow it, and tests/test_settings.py keeps them and the source equal.
-`Settings.from_env` is the one reader of os.environ (tests/test_settings.py lists the readers not
-yet moved here). Its groups are for the composition code in `functions/wiring.py` and the CLI:
-`kubernetes` (the Kubernetes actions), `registry` (the container registry actions and
-remediation.push_policy), `slack` (bot/) and `azure` (the endpoints and identity of the Azure
-SDK clients). Secrets have no defaults and never appear in a repr: in Azure they are Key Vault
-references or managed identity.
+`declared.DECLARED` lists each variable (app settings in Azure, local.settings.json `Values`
+locally) with its meaning, default and local value; the README's settings table and
+local.settings.example.json follow it. `Settings.from_env` here is the one reader of os.environ in
+the app. Its groups are for the composition code in `functions/wiring.py` and the CLI: `kubernetes`
+(the Kubernetes actions), `registry` (the container registry actions and remediation.push_policy),
+`slack` (bot/) and `azure` (the endpoints and identity of the Azure SDK clients). Secrets have no
+defaults and never appear in a repr: in Azure they are Key Vault references or managed identity.
 """
 
 from __future__ import annotations
@@ -20,111 +18,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
-DEFAULT_PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "gatekeeper-system"})
-DEFAULT_FINDINGS_RECHECK_DELAYS = (120, 300, 600)  # seconds before re-check 1, 2, 3
-SLACK_API_BASE_URL = "https://slack.com/api/"
-DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-DEFAULT_ACR_AUDIENCE = "https://containerregistry.azure.net"
-DEFAULT_ACR_DATA_ENDPOINT = "https://{login_server}"
-
-# How a value is written; tests/test_settings.py feeds every parsed kind a malformed value.
-Kind = Literal[
-    "text", "path", "connection", "list", "flag", "number", "fraction", "json", "minutes", "url", "url-template",
-    "authority",
-]  # fmt: skip
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One environment variable. `default` and `example` are written as in the environment; "" is empty."""
-
-    name: str
-    kind: Kind
-    meaning: str  # one line, for the README
-    default: str = ""  # the value used when the variable is unset or empty
-    example: str | None = None  # local.settings.example.json's value; None: the default
-    secret: bool = False
-    required: bool = False
-    host_only: bool = False  # read by the Functions host (bindings, runtime), never by our code
-
-    @property
-    def local_value(self) -> str:
-        return self.default if self.example is None else self.example
-
-
-# fmt: off
-DECLARED: tuple[Setting, ...] = (
-    Setting("FUNCTIONS_WORKER_RUNTIME", "text", "the language worker", example="python", required=True, host_only=True),
-    Setting("AzureWebJobsStorage", "connection", "storage for the host and for our tables, queue and snapshots",
-            example="UseDevelopmentStorage=true", secret=True, required=True),
-    Setting("AzureWebJobsFeatureFlags", "list", "`EnableWorkerIndexing` lets the host index the v2 programming model",
-            example="EnableWorkerIndexing", host_only=True),
-    Setting("REMEDIATION_EVENTS_TABLE", "text", "name of the dedup table", "events"),
-    Setting("REMEDIATION_INCIDENTS_TABLE", "text", "name of the incidents table", "incidents"),
-    Setting("REMEDIATION_AUDIT_TABLE", "text", "name of the audit table", "audit"),
-    Setting("REMEDIATION_ACTIONS_QUEUE", "text", "the queue of approved incidents for the executor",
-            "remediation-actions"),
-    Setting("REMEDIATION_SNAPSHOTS_CONTAINER", "text",
-            "the blob container of write-once snapshots taken before destructive steps", "snapshots"),
-    Setting("REMEDIATION_PLAYBOOKS_DIR", "path", "the playbook folder; empty means `playbooks/` of the deployed app"),
-    Setting("REMEDIATION_PROTECTED_NAMESPACES", "list", "namespaces the Kubernetes actions never touch, besides "
-            "kube-system, kube-public, kube-node-lease and gatekeeper-system (comma-separated)"),
-    Setting("REMEDIATION_MAX_UNSCHEDULABLE_FRACTION", "fraction", "blast radius: the largest fraction of a "
-            "cluster's nodes that may be unschedulable after a cordon or drain", repr(1 / 3), example="0.3333"),
-    Setting("REMEDIATION_KUBECONFIGS", "json", 'JSON `{"<cluster name or AKS resource id>": "/path/kubeconfig"}` '
-            "for local and non-AKS clusters; AKS clusters are otherwise reached through ARM and Entra"),
-    Setting("REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS", "number", "timeout of every Kubernetes API call", "30"),
-    Setting("REMEDIATION_K8S_RETRY_ATTEMPTS", "number", "attempts of a Kubernetes API call, the first included",
-            "5"),
-    Setting("REMEDIATION_K8S_RETRY_MAX_SECONDS", "number", "the longest wait between two attempts", "60"),
-    Setting("REMEDIATION_REGISTRIES", "json", 'JSON `{"<login server>": "<registry resource id>"}`: our '
-            "registries (others are reported, never acted on)"),
-    Setting("REMEDIATION_DISALLOWED_TAGS", "json", 'JSON `{"<repository glob>": ["<tag>", ...]}`: pushes marked '
-            "`disallowed_tag`", example='{"prod/*": ["latest"]}'),
-    Setting("REMEDIATION_PUSHER_ALLOWLIST", "json", 'JSON `{"<repository glob>": ["<actor>", ...]}`: pushes by '
-            "anyone else are marked `pusher_not_allowed`"),
-    Setting("REMEDIATION_TAG_INDEX_TABLE", "text", "the tag -> digest index that detects tag overwrites", "tagindex"),
-    Setting("REMEDIATION_FINDINGS_RECHECK_MINUTES", "minutes",
-            "delays of the bounded re-checks for Defender findings after a push (comma-separated)", "2,5,10"),
-    Setting("SLACK_BOT_TOKEN", "text", "the Slack app's bot token; without it the engine only logs", secret=True),
-    Setting("SLACK_SIGNING_SECRET", "text", "the Slack app's signing secret; required with a token", secret=True),
-    Setting("SLACK_DEFAULT_CHANNEL", "text", "the channel for incidents whose playbook names none"),
-    Setting("SLACK_API_BASE_URL", "url", "Slack's Web API address; tests point it at a local server",
-            SLACK_API_BASE_URL, example=""),
-    Setting("SLACK_MESSAGES_TABLE", "text", "incident -> Slack message (channel, ts), so later news updates one "
-            "message", "slackmessages"),
-    Setting("AZURE_RESOURCE_MANAGER_ENDPOINT", "url", "Azure Resource Manager's address (sovereign clouds, tests); "
-            "its token scope is `<endpoint>/.default`", DEFAULT_ARM_ENDPOINT, example=""),
-    Setting("AZURE_AUTHORITY_HOST", "authority", "the Entra authority azure-identity signs in at; unset means "
-            "login.microsoftonline.com (the SDK takes an empty value literally, so the local file names it)",
-            example="login.microsoftonline.com"),
-    Setting("REMEDIATION_RESOURCE_GRAPH_ENDPOINT", "url", "Azure Resource Graph's address; empty means "
-            "AZURE_RESOURCE_MANAGER_ENDPOINT"),
-    Setting("REMEDIATION_ACR_AUDIENCE", "url", "the token audience of registry data planes; Azure China uses "
-            "`https://containerregistry.azure.cn`", DEFAULT_ACR_AUDIENCE, example=""),
-    Setting("REMEDIATION_ACR_DATA_ENDPOINT", "url-template", "a registry's data-plane address, `{login_server}` "
-            "filled in", DEFAULT_ACR_DATA_ENDPOINT, example=""),
-    Setting("AZURE_CLIENT_ID", "text", "the client id of a user-assigned managed identity; empty means the "
-            "system-assigned one"),
-    Setting("DEFENDER_EVENTHUB_NAME", "text", "the Event Hub that Defender continuous export writes to",
-            example="defender-alerts", required=True, host_only=True),
-    Setting("DEFENDER_EVENTHUB_CONSUMER_GROUP", "text", "the consumer group this app reads with (give it its own)",
-            example="$Default", required=True, host_only=True),
-    Setting("DEFENDER_EVENTHUB", "connection", "the Event Hubs connection: a connection string, or in Azure "
-            "`DEFENDER_EVENTHUB__fullyQualifiedNamespace` for managed identity", secret=True, host_only=True),
-    Setting("AzureWebJobs.defender_alerts_eventhub.Disabled", "flag", "turns the Event Hub trigger off where there "
-            "is no Event Hub (there is no local emulator in this setup)", "false", example="true", host_only=True),
+from remediation.settings.declared import (
+    _DEFAULTS,
+    DECLARED,
+    DEFAULT_ACR_AUDIENCE,
+    DEFAULT_ACR_DATA_ENDPOINT,
+    DEFAULT_ARM_ENDPOINT,
+    DEFAULT_FINDINGS_RECHECK_DELAYS,
+    DEFAULT_PLAYBOOKS_DIR,
+    DEFAULT_PROTECTED_NAMESPACES,
+    SLACK_API_BASE_URL,
+    Setting,
+    SettingsError,
+    render_settings_table,
 )
-# fmt: on
-_DEFAULTS = {setting.name: setting.default for setting in DECLARED}
+
+__all__ = [
+    "DECLARED",
+    "DEFAULT_PLAYBOOKS_DIR",
+    "AzureSettings",
+    "KubernetesSettings",
+    "RegistrySettings",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "SlackSettings",
+    "render_settings_table",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,14 +298,3 @@ def _patterns(env: Mapping[str, str], name: str) -> Mapping[str, frozenset[str]]
     shape = 'be a JSON object of repository pattern -> list of names, e.g. {"prod/*": ["x"]}'
     data = _json_object(env, name, shape, _is_names)
     return MappingProxyType({str(pattern): frozenset(names) for pattern, names in data.items()})
-
-
-def render_settings_table() -> str:
-    """The README's settings table (setting | meaning | default | secret), one row per declared setting."""
-    rows = ["| setting | meaning | default | secret |", "|---|---|---|---|"]
-    for setting in DECLARED:
-        meaning = ("Functions host: " if setting.host_only else "") + setting.meaning
-        default = "required" if setting.required else f"`{setting.default}`" if setting.default else "empty"
-        cells = (f"`{setting.name}`", meaning, default, "yes" if setting.secret else "no")
-        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(rows)
