@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run func-check run-app test lint bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -38,8 +38,15 @@ local.settings.json:
 	cp local.settings.example.json $@
 	@echo "created local.settings.json from local.settings.example.json; edit it for your Slack app and clusters"
 
-run: $(STAMP) $(NPM_STAMP) local.settings.json
-	@command -v func >/dev/null || { echo "Azure Functions Core Tools v4 is missing: install it with 'npm install -g azure-functions-core-tools@4 --unsafe-perm true' (https://learn.microsoft.com/azure/azure-functions/functions-run-local), then run 'make run' again."; exit 1; }
+# `run` checks for `func` first and only then builds .venv and node_modules (a minute) and starts;
+# the recursive make keeps that order under `make -j` too.
+run: func-check
+	@$(MAKE) --no-print-directory run-app
+
+func-check:
+	@command -v func >/dev/null || { echo "Azure Functions Core Tools v4 is missing: install it with 'npm install -g azure-functions-core-tools@4 --unsafe-perm true' (https://learn.microsoft.com/azure/azure-functions/functions-run-local), then run 'make run' again." >&2; exit 1; }
+
+run-app: $(STAMP) $(NPM_STAMP) local.settings.json
 	@mkdir -p .azurite
 	node_modules/.bin/azurite --silent --disableTelemetry --skipApiVersionCheck --location .azurite \
 	  --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 & \

@@ -1,16 +1,30 @@
-"""`remediate`: simulate, playbooks check and their exit codes, run in process as a user runs them."""
+"""`remediate`: simulate, playbooks check, audit verify and their exit codes, run as a user runs them.
+
+`audit verify` runs against the session's Azurite with its own tables; the unreachable account is a
+closed port, run through the installed `remediate` script so that stderr is exactly what a user sees.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.data.tables import TableServiceClient, UpdateMode
 
+from azurite import Azurite
 from expected_targets import EXPECTED, fixture_path
 from remediation.cli import main as remediate
+from remediation.incidents import Incident
 from remediation.signals import TARGET_FIELDS
+from remediation.store.incidents import TableIncidentStore
+from test_event_ledger import closed_port_connection_string
+from test_incidents import T0, make_plan, make_signal
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIGNAL_KEYS = ("source", "type", "id", "severity", "time")
@@ -109,3 +123,133 @@ def test_playbooks_check(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "unknown-action.yaml: playbook 'unknown-action': steps[0].action" in out
     assert remediate(["playbooks", "check", str(FIXTURES / "nowhere")]) == 2
+
+
+# --- audit verify --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditAccount:
+    """The Azurite account with this test's table names in the environment, as `remediate` reads them."""
+
+    connection_string: str
+    incidents_table: str
+    audit_table: str
+
+    def store(self) -> TableIncidentStore:
+        return TableIncidentStore.from_connection_string(
+            self.connection_string, table_name=self.incidents_table, audit_table=self.audit_table
+        )
+
+    def tables(self) -> set[str]:
+        with TableServiceClient.from_connection_string(self.connection_string) as service:
+            return {table.name for table in service.list_tables()}
+
+    def open_incidents(self, count: int) -> list[Incident]:
+        with self.store() as store:
+            return [
+                store.open_or_fold(plan=make_plan(group_key=f"group-{n}"), signal=make_signal(), now=T0)[0]
+                for n in range(count)
+            ]
+
+
+@pytest.fixture
+def account(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> AuditAccount:
+    suffix = uuid.uuid4().hex[:10]
+    tables = AuditAccount(storage_connection_string, f"incidents{suffix}", f"audit{suffix}")
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
+    monkeypatch.setenv("REMEDIATION_INCIDENTS_TABLE", tables.incidents_table)
+    monkeypatch.setenv("REMEDIATION_AUDIT_TABLE", tables.audit_table)
+    return tables
+
+
+@pytest.fixture
+def opened(account: AuditAccount) -> list[Incident]:
+    return account.open_incidents(2)
+
+
+def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], list[str]]:
+    code = remediate(["audit", "verify", *args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def test_audit_verify_clean_chains_exit_0(opened: list[Incident], capsys: pytest.CaptureFixture[str]) -> None:
+    assert verify(capsys) == (0, [], ["2 audit chain(s) checked, 0 problem(s)"])
+    assert verify(capsys, "--incident", opened[0].id) == (0, [], ["1 audit chain(s) checked, 0 problem(s)"])
+
+
+def test_audit_verify_an_edited_record_exits_1(
+    account: AuditAccount, opened: list[Incident], capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = opened[1].id
+    with TableServiceClient.from_connection_string(account.connection_string) as service:
+        audit = service.get_table_client(account.audit_table)
+        audit.update_entity({"PartitionKey": edited, "RowKey": "0000000001", "actor": "mallory"}, mode=UpdateMode.MERGE)
+    code, out, err = verify(capsys)
+    assert (code, err) == (1, ["2 audit chain(s) checked, 1 problem(s)"])
+    assert out == [f"audit {edited} seq 1: edited: content does not match its hash"]
+    assert verify(capsys, "--incident", opened[0].id)[0] == 0
+
+
+def test_audit_verify_names_an_incident_that_does_not_exist(
+    opened: list[Incident], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert verify(capsys, "--incident", "inc-nothing") == (
+        1,
+        ["incident inc-nothing: not found"],
+        ["0 audit chain(s) checked, 1 problem(s)"],
+    )
+
+
+def test_audit_verify_settings_errors_exit_2(
+    account: AuditAccount, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AzureWebJobsStorage")
+    code, out, [err] = verify(capsys)
+    assert (code, out) == (2, []) and "AzureWebJobsStorage is not set" in err
+    code, out, [err] = verify(capsys, "--connection-string", "nonsense")
+    assert (code, out) == (2, []) and err.startswith("remediate audit verify: the storage connection string:")
+    code, out, [err] = verify(capsys, "--incident", "inc/../x")
+    assert (code, out, err) == (2, [], "remediate audit verify: --incident 'inc/../x' cannot be an incident id")
+
+
+def test_audit_verify_unreachable_storage_exits_3_in_one_line(azurite: Azurite, account: AuditAccount) -> None:
+    remediate_script = Path(sys.executable).parent / "remediate"
+    done = subprocess.run(
+        [str(remediate_script), "audit", "verify", "--connection-string", closed_port_connection_string(azurite)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (3, "")
+    [line] = done.stderr.splitlines()
+    assert line.startswith("remediate audit verify: storage unreachable:") and "Connection refused" in line
+
+
+def test_audit_verify_refused_credentials_exit_3(account: AuditAccount, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong_key = account.connection_string.replace("AccountKey=Eby8", "AccountKey=Xby8")
+    code, out, [err] = verify(capsys, "--connection-string", wrong_key)
+    assert (code, out) == (3, [])
+    assert err.startswith("remediate audit verify: storage refused the credentials (HTTP 403)")
+
+
+def test_audit_verify_creates_nothing_in_an_account_without_the_tables(
+    account: AuditAccount, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = account.tables()
+    code, out, err = verify(capsys, "--connection-string", account.connection_string)
+    assert (code, err) == (1, ["0 audit chain(s) checked, 2 problem(s)"])
+    assert out == [
+        f"no incidents table '{account.incidents_table}' in this account",
+        f"no audit table '{account.audit_table}' in this account",
+    ]
+    assert account.tables() == before
+
+
+def test_audit_verify_reports_a_missing_audit_table(account: AuditAccount, capsys: pytest.CaptureFixture[str]) -> None:
+    with TableServiceClient.from_connection_string(account.connection_string) as service:
+        service.create_table(account.incidents_table)
+    code, out, _ = verify(capsys)
+    assert (code, out) == (1, [f"no audit table '{account.audit_table}' in this account"])
+    assert account.audit_table not in account.tables()

@@ -2,8 +2,8 @@
 
 Commands: `simulate` (offline: normalise, dedup and plan event files), `playbooks check` (validate
 a playbook folder), `audit verify` (check the audit hash chains in the configured storage).
-Exit codes: 0 fine, 1 something was found (a rejected event, an invalid playbook, a broken chain),
-2 a usage error.
+Exit codes (`remediation.cli.common`): 0 fine, 1 something was found (a rejected event, an invalid
+playbook, a broken chain), 2 a usage or settings error, 3 storage unreachable or refusing us.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=lambda args: playbooks.check(args.directory))
 
     log = commands.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
-    verify = log.add_parser("verify", help="verify the audit hash chains (storage from AzureWebJobsStorage)")
+    verify = log.add_parser("verify", help="verify the audit hash chains, read-only (storage from AzureWebJobsStorage)")
     verify.add_argument("--incident", metavar="ID", help="only this incident's chain")
     verify.add_argument("--connection-string", help="storage connection string (default: AzureWebJobsStorage)")
     verify.set_defaults(run=lambda args: audit.verify(incident=args.incident, connection_string=args.connection_string))

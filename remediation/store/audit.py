@@ -67,13 +67,17 @@ class TableAuditLog(Closing):
         self._pause = pause
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, *, table_name: str = DEFAULT_TABLE, **client_kwargs: Any) -> Self:
-        """Connect (see `make_table_client`) and create the table if it does not exist yet."""
+    def from_connection_string(
+        cls, conn_str: str, *, table_name: str = DEFAULT_TABLE, create: bool = True, **client_kwargs: Any
+    ) -> Self:
+        """Connect (see `make_table_client`) and create the table if it does not exist yet; with
+        `create=False` nothing is created (read-only tools: a missing table fails on first use)."""
         from azure.core.exceptions import ResourceExistsError
 
         table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
-        with contextlib.suppress(ResourceExistsError):
-            table_client.create_table()
+        if create:
+            with contextlib.suppress(ResourceExistsError):
+                table_client.create_table()
         return cls(table_client=table_client)
 
     def append(self, *, incident_id: str, event: AuditEvent, revision: int | None = None) -> AuditRecord | None:
