@@ -4,7 +4,9 @@ A message is `{"incident_id", "kind": "execute" | "undo"}`. A transient failure 
 delivers the message again (host.json: maxDequeueCount 5). On the last delivery the incident is
 first marked as given up (an execution ends failed, an undo records its error), so Slack tells the
 truth, and the error is raised once more so the host keeps the message in the poison queue.
-A malformed message is logged and dropped: no retry can fix it.
+A malformed message is logged and dropped: no retry can fix it. A delivery that finds another live
+worker holding the incident's lease fails, so the host brings it back later; on its last delivery it
+is dropped with a warning, since that worker (or, if it died, the timer's re-drive) finishes the work.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import azure.functions as func
 
 from functions import wiring
+from remediation.failures import InProgressElsewhere
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,12 @@ def remediation_executor(message: func.QueueMessage) -> None:
             executor.undo(incident_id)
         else:
             executor.execute(incident_id)
+    except InProgressElsewhere as busy:
+        if (message.dequeue_count or 0) < MAX_DEQUEUE_COUNT:
+            raise  # the host delivers it again later
+        # Still running elsewhere after every redelivery: that worker finishes it, or, if it died,
+        # the minute timer re-drives the incident once its lease runs out. Nothing to poison.
+        logger.warning("duplicate delivery dropped: %s", busy, extra={"incident_id": incident_id, "kind": kind})
     except Exception as error:
         if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
             logger.error("last delivery failed: %s", error, extra={"incident_id": incident_id, "kind": kind})

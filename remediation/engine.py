@@ -153,6 +153,10 @@ class Engine:
             )
         if self._work is None:
             raise DecisionRefused("no executor queue is configured, so nothing can be undone here")
+        # Recorded before the enqueue: if the message is lost, or its worker dies, the timer re-drives it.
+        incident = self.incidents.update(
+            incident, lambda current: dataclasses.replace(current, undo_requested=True), actor=user
+        )
         self._work.enqueue(incident_id=incident.id, kind="undo")
         logger.info("undo requested", extra=_fields(incident, actor=user))
         return incident
@@ -177,12 +181,25 @@ class Engine:
                 self.notifier.incident_updated(incident)
 
     def redrive(self) -> list[Incident]:
-        """Enqueue again the approved incidents no executor has taken for `REDRIVE_AFTER`."""
-        stale = self._clock() - REDRIVE_AFTER
-        waiting = [i for i in self.incidents.list(states=[IncidentState.APPROVED]) if i.updated_at <= stale]
-        for incident in waiting:
-            logger.warning("approved incident not taken by an executor: enqueued again", extra=_fields(incident))
-            self._dispatch(incident)
+        """Enqueue again what no executor is working on: approved incidents not taken for
+        `REDRIVE_AFTER`, executions and undos whose worker's lease ran out (it died, or storage failed
+        between a step and its record); the executor resumes after the last recorded step."""
+        now = self._clock()
+        stale = now - REDRIVE_AFTER
+        waiting: list[Incident] = []
+        for incident in self.incidents.list(
+            states=[IncidentState.APPROVED, IncidentState.EXECUTING, IncidentState.SUCCEEDED]
+        ):
+            if incident.state is IncidentState.APPROVED and incident.updated_at <= stale:
+                logger.warning("approved incident not taken by an executor: enqueued again", extra=_fields(incident))
+                self._dispatch(incident)
+            elif _abandoned(incident, now=now) and self._work is not None:
+                kind = "undo" if incident.state is IncidentState.SUCCEEDED else "execute"
+                logger.warning("%s abandoned by its worker: enqueued again", kind, extra=_fields(incident))
+                self._work.enqueue(incident_id=incident.id, kind=kind)
+            else:
+                continue
+            waiting.append(incident)
         return waiting
 
     def expire_due(self) -> list[Incident]:
@@ -237,6 +254,18 @@ class Engine:
             self.notifier.approval_needed(incident)
         else:
             self.notifier.incident_updated(incident)
+
+
+def _abandoned(incident: Incident, *, now: datetime) -> bool:
+    """An execution, or a requested undo, that no live worker holds: its lease ran out."""
+    running = incident.state is IncidentState.EXECUTING or (
+        incident.state is IncidentState.SUCCEEDED and incident.undo_requested
+    )
+    if not running:
+        return False
+    if incident.lease_until is not None:
+        return incident.lease_until <= now
+    return incident.updated_at <= now - REDRIVE_AFTER  # released after a failure, or never claimed
 
 
 def undo_blockers(plan: Plan) -> list[str]:

@@ -31,6 +31,7 @@ from remediation.actions.runtime import (
     TransientFailure,
 )
 from remediation.clock import utcnow
+from remediation.failures import InProgressElsewhere
 from remediation.incidents import (
     IllegalTransition,
     Incident,
@@ -49,7 +50,8 @@ from remediation.plans import PlannedStep
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=15)  # longer than the longest step (a drain's default timeout is 10 minutes)
+LEASE = timedelta(minutes=15)  # longer than any step (MAX_STEP_SECONDS); host.json's functionTimeout is longer
+RENEW_EVERY = timedelta(minutes=1)  # a long step's progress renews the lease at most this often
 
 
 class Executor:
@@ -91,7 +93,10 @@ class Executor:
             if undo and incident.state is IncidentState.SUCCEEDED:
                 reason = f"undo gave up after repeated failures: {error}"[:2000]
                 noted = self._incidents.update(
-                    incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=reason)
+                    incident,
+                    lambda current: dataclasses.replace(
+                        current, lease_until=None, last_error=reason, undo_requested=False
+                    ),
                 )
                 self._notifier.incident_updated(noted)
                 return noted
@@ -103,37 +108,44 @@ class Executor:
         incident, won = self._claim(self._get(incident_id))
         if not won:
             return incident
+        progress = _Progress(incident)
         try:
             for index in range(incident.completed_steps, len(incident.plan.steps)):
-                incident = self._run_step(incident, index)
+                progress.incident = self._run_step(progress, index)
         except PermanentFailure as failure:
-            return self._finish(incident, error=str(failure))
-        except TransientFailure as failure:
-            self._release(incident, error=str(failure))
+            return self._finish(progress.incident, error=str(failure))
+        except Exception as failure:  # transient, or storage failing between apply and record
+            self._release(progress.incident, error=str(failure))
             raise
-        return self._finish(incident, error=None)
+        return self._finish(progress.incident, error=None)
 
     def _undo(self, incident_id: str) -> Incident:
         incident, won = self._claim(self._get(incident_id), undo=True)
         if not won:
             return incident
+        progress = _Progress(incident)
         try:
             for index in reversed(range(len(incident.step_results) - incident.undo_steps)):
-                incident = self._undo_step(incident, index)
+                progress.incident = self._undo_step(progress, index)
         except PermanentFailure as failure:
             error = f"undo failed: {failure}"
             stopped = self._incidents.update(
-                incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=error[:2000])
+                progress.incident,
+                lambda current: dataclasses.replace(
+                    current, lease_until=None, last_error=error[:2000], undo_requested=False
+                ),
             )
             logger.error("undo failed", extra=_fields(stopped, error=error))
             self._notifier.incident_updated(stopped)
             return stopped
-        except TransientFailure as failure:
-            self._release(incident, error=str(failure))
+        except Exception as failure:  # transient, or storage failing between undo and record
+            self._release(progress.incident, error=str(failure))
             raise
+        incident = progress.incident
 
         def done(current: Incident) -> Incident:
-            return dataclasses.replace(mark_undone(current, at=self._clock()), lease_until=None)
+            undone = mark_undone(current, at=self._clock())
+            return dataclasses.replace(undone, lease_until=None, undo_requested=False)
 
         incident = self._incidents.update(incident, done)
         logger.info("incident undone", extra=_fields(incident))
@@ -169,22 +181,26 @@ class Executor:
             return current
 
         claimed = self._incidents.update(incident, change)
-        if not won:
-            logger.info("nothing to do: taken, finished or not approved", extra=_fields(claimed, undo=undo))
-        return claimed, won
+        if won:
+            return claimed, True
+        now = self._clock()
+        if claimed.state is resumable and claimed.lease_until is not None and claimed.lease_until > now:
+            raise InProgressElsewhere(
+                f"incident {claimed.id} is being {'undone' if undo else 'executed'} by another worker "
+                f"until {claimed.lease_until.isoformat()}: try again later"
+            )
+        logger.info("nothing to do: finished or not approved", extra=_fields(claimed, undo=undo))
+        return claimed, False
 
-    def _run_step(self, incident: Incident, index: int) -> Incident:
+    def _run_step(self, progress: _Progress, index: int) -> Incident:
+        incident = progress.incident
         step = incident.plan.steps[index]
-        ctx = self._context(incident, index)
+        ctx = self._context(progress, index)
         params = self._params(step)
-        _require_binding(step, ctx.expected, index, destructive=self._actions.classes[step.action].destructive)
-        try:
-            result = self._actions.apply(step.action, params, ctx)
-        except (PermanentFailure, TransientFailure):
-            raise
-        except Exception as error:  # unknown errors in an action are permanent: never guess twice
-            logger.exception("step failed unexpectedly", extra=_fields(incident, step=index))
-            raise PermanentFailure(f"step {index + 1} ({step.action}) failed: {error}") from error
+        destructive = step.action in self._actions.classes and self._actions.classes[step.action].destructive
+        _require_binding(step, ctx.expected, index, destructive=destructive)
+        result = self._guarded(lambda: self._actions.apply(step.action, params, ctx), incident, index, step.action)
+        incident = progress.incident
         logger.info("step done", extra=_fields(incident, step=index, action=step.action, outcome=result.outcome.value))
 
         def record(current: Incident) -> Incident:
@@ -196,11 +212,16 @@ class Executor:
         self._notifier.step_progress(updated, step=index, message=result.message)
         return updated
 
-    def _undo_step(self, incident: Incident, index: int) -> Incident:
+    def _undo_step(self, progress: _Progress, index: int) -> Incident:
+        incident = progress.incident
         step = incident.plan.steps[index]
         params = self._params(step)
         result = StepResult.from_json(incident.step_results[index])
-        undone = self._actions.undo(step.action, params, result, self._context(incident, index))
+        ctx = self._context(progress, index)
+        undone = self._guarded(
+            lambda: self._actions.undo(step.action, params, result, ctx), incident, index, step.action
+        )
+        incident = progress.incident
         self._notifier.step_progress(incident, step=index, message=f"undo: {undone.message}")
 
         def record(current: Incident) -> Incident:
@@ -215,24 +236,55 @@ class Executor:
         except (ValueError, LookupError) as problem:
             raise PermanentFailure(f"{step.action}: invalid parameters: {problem}") from None
 
-    def _context(self, incident: Incident, index: int) -> StepContext:
-        def progress(message: str) -> None:
-            self._notifier.step_progress(incident, step=index, message=message)
+    @staticmethod
+    def _guarded(run: Callable[[], StepResult], incident: Incident, index: int, action: str) -> StepResult:
+        """The action's own failures as they are; anything unknown from an action is permanent."""
+        try:
+            return run()
+        except (PermanentFailure, TransientFailure):
+            raise
+        except Exception as error:  # unknown errors in an action are permanent: never guess twice
+            logger.exception("step failed unexpectedly", extra=_fields(incident, step=index))
+            raise PermanentFailure(f"step {index + 1} ({action}) failed: {error}") from error
+
+    def _context(self, progress: _Progress, index: int) -> StepContext:
+        incident = progress.incident
+
+        def report(message: str) -> None:
+            self._notifier.step_progress(progress.incident, step=index, message=message)
+            self._renew(progress)
 
         return StepContext(
             incident_id=incident.id,
             step=index,
             snapshots=self._snapshots,
-            progress=progress,
+            progress=report,
             expected=_bound_target(incident.previews, index),
         )
 
-    def _release(self, incident: Incident, *, error: str) -> None:
-        """Give the lease back after a transient failure, keeping the error for the responder."""
-        logger.warning("step will be retried: %s", error, extra=_fields(incident))
-        self._incidents.update(
-            incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=error[:2000])
+    def _renew(self, progress: _Progress) -> None:
+        """A long step that makes progress keeps its lease (at most once per RENEW_EVERY)."""
+        now = self._clock()
+        lease = progress.incident.lease_until
+        if lease is not None and lease - now > self._lease - RENEW_EVERY:
+            return
+        progress.incident = self._incidents.update(
+            progress.incident, lambda current: dataclasses.replace(current, lease_until=now + self._lease)
         )
+
+    def _release(self, incident: Incident, *, error: str) -> None:
+        """Give the lease back after a transient failure, keeping the error for the responder.
+
+        Best effort: when storage itself is failing the lease stays until it runs out, and the
+        redelivery meets it (InProgressElsewhere) until then; the timer re-drives it afterwards.
+        """
+        logger.warning("step will be retried: %s", error, extra=_fields(incident))
+        try:
+            self._incidents.update(
+                incident, lambda current: dataclasses.replace(current, lease_until=None, last_error=error[:2000])
+            )
+        except Exception:
+            logger.exception("the lease could not be released: it runs out by itself", extra=_fields(incident))
 
     def _finish(self, incident: Incident, *, error: str | None) -> Incident:
         def change(current: Incident) -> Incident:
@@ -248,6 +300,15 @@ class Executor:
         log("incident %s", finished.state.value, extra=_fields(finished, error=error))
         self._notifier.incident_finished(finished)
         return finished
+
+
+class _Progress:
+    """The incident as this worker last wrote it, shared by a run's steps and their progress reports."""
+
+    __slots__ = ("incident",)
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident = incident
 
 
 def _bound_target(previews: tuple[Mapping[str, Any], ...], index: int) -> TargetVersion | None:

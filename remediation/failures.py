@@ -23,3 +23,7 @@ class TransientFailure(ActionFailure):
     def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class InProgressElsewhere(TransientFailure):
+    """Another live worker holds the incident's lease: this delivery must come back later, not vanish."""

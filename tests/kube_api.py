@@ -25,7 +25,7 @@ import datetime
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.versions = itertools.count(100)
         self.faults: dict[tuple[str, str], collections.deque[Fault]] = collections.defaultdict(collections.deque)
+        self.hooks: dict[tuple[str, str], collections.deque[Callable[[], None]]] = collections.defaultdict(
+            collections.deque
+        )
         self.pdb_blocks: dict[tuple[str, str], int] = {}
         self.eviction_delay = 0.0  # seconds each eviction takes on the server, so concurrency shows
         self.in_flight = self.max_in_flight = 0
@@ -98,7 +101,21 @@ class ClusterEmulator(kmock.KubernetesEmulator):
 
     # --- request handling ---
 
+    def after(self, method: str, path: str, callback: Callable[[], None]) -> None:
+        """Run `callback` once, right after the server has handled the next `method` on `path`
+        (the write is stored and answered): a fault that strikes between a step and its record."""
+        self.hooks[method.upper(), path].append(callback)
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        response = await self._respond(request)
+        hooks = self.hooks.get((request.method.value, request.url.path))
+        if hooks:
+            await response.prepare(request._raw_request)
+            await response.write_eof()
+            hooks.popleft()()
+        return response
+
+    async def _respond(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         queue = self.faults.get((request.method.value, request.url.path))
         if queue:
             return self._fault(request, queue.popleft())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import kmock
@@ -135,6 +136,38 @@ class TestStorageOutage:
         assert chain.the_incident().state is IncidentState.SUCCEEDED
         assert writes(cluster, POD_PATH) == 1
         assert chain.the_incident().id == incident.id
+        tells_the_truth(chain)
+
+    def test_storage_failing_between_a_step_and_its_record_ends_succeeded_with_one_change(
+        self, cluster: KubeServer, slack: SlackTest, storage: Azurite
+    ) -> None:
+        chain = Chain(Host(connection_string=storage.connection_string), slack)
+        incident = approved(chain)
+        cluster.emulator.after("POST", NETPOL_PATH, storage.stop)  # the step's last write lands, then storage goes
+
+        down = chain.run_executor()
+        assert down.calls[0].error is not None  # the record failed: the invocation fails, nothing completes
+        assert (writes(cluster, NETPOL_PATH), writes(cluster, POD_PATH)) == (1, 1)
+        storage.start()
+        assert chain.the_incident().state is IncidentState.EXECUTING  # its lease could not even be released
+
+        # Redeliveries meet the live lease and fail (the host brings them back) until the last, which
+        # is dropped, not poisoned: the work is the timer's once the lease runs out.
+        busy = chain.run_executor(wait_seconds=3)
+        assert [c.dequeue_count for c in busy.calls] == [2, 3, 4, 5]
+        assert all("another worker" in str(c.error) for c in busy.calls[:-1])
+        assert busy.calls[-1].error is None and busy.poisoned == []
+        assert chain.the_incident().state is IncidentState.EXECUTING
+
+        lease = chain.the_incident().lease_until
+        assert lease is not None
+        wiring.use(clock=lambda: lease + timedelta(seconds=1))
+        chain.host.timer()
+        resumed = chain.run_executor()
+        assert [c.error for c in resumed.calls] == [None]
+        done = chain.the_incident()
+        assert (done.id, done.state, done.completed_steps) == (incident.id, IncidentState.SUCCEEDED, 1)
+        assert (writes(cluster, NETPOL_PATH), writes(cluster, POD_PATH)) == (1, 1)  # found applied, not redone
         tells_the_truth(chain)
 
 

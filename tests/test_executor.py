@@ -7,10 +7,11 @@ between steps, API errors, and a message that fails its last delivery.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,12 @@ from kube_api import NETPOLS, NODES, PODS, KubeServer, node, pod, write_kubeconf
 from remediation.actions import kubernetes
 from remediation.actions.dispatch import ActionSet
 from remediation.actions.kubernetes import KubernetesRuntime
+from remediation.actions.kubernetes.nodes import DrainNode
 from remediation.actions.kubernetes.pods import IsolatePod
+from remediation.actions.kubernetes.session import ClusterSession
 from remediation.actions.runtime import TransientFailure
-from remediation.executor import Executor
+from remediation.executor import LEASE, Executor
+from remediation.failures import InProgressElsewhere
 from remediation.incidents import Incident, IncidentState
 from remediation.logcontext import IncidentFilter
 
@@ -96,6 +100,13 @@ def deliveries(tables: AppTables, *, dequeue_count: int = 1) -> list[func.QueueM
 
 def run_executor(message: func.QueueMessage) -> None:
     host.call("remediation_executor", message)
+
+
+def tick() -> None:
+    """The minute timer, as the host calls it."""
+    status = {"Last": "2026-01-01T00:00:00+00:00", "Next": "2026-01-01T00:01:00+00:00"}
+    datum = meta.Datum(json.dumps({"IsPastDue": False, "ScheduleStatus": status}), "json")
+    host.call("approval_timeouts", TimerRequestConverter.decode(datum, trigger_metadata={}))
 
 
 def isolated(kube: KubeServer) -> bool:
@@ -232,15 +243,18 @@ class TestFaults:
         assert (stuck.state, stuck.completed_steps) == (IncidentState.EXECUTING, 1)
         cordoned_version = cluster.emulator.get(NODES, None, "n1")["metadata"]["resourceVersion"]
 
-        run_executor(message)  # the lease of the dead worker is still running: nothing happens
+        with pytest.raises(InProgressElsewhere):
+            run_executor(message)  # the dead worker's lease still runs: this delivery comes back later
+        last = host.queue_message(message.get_body(), message_id=message.id, dequeue_count=5)
+        run_executor(last)  # its last delivery is dropped, not poisoned: nothing is changed
         assert the_incident().state is IncidentState.EXECUTING
 
         assert stuck.lease_until is not None
         later = stuck.lease_until + timedelta(seconds=1)
-        second = Executor(
-            incidents=engine.incidents, actions=wiring.actions(), snapshots=wiring.snapshots(), clock=lambda: later
-        )
-        second.execute(incident_id)
+        wiring.use(clock=lambda: later)  # the lease has run out when the minute timer ticks
+        tick()
+        [redriven] = deliveries(app_tables)
+        run_executor(redriven)
         done = the_incident()
         assert (done.state, done.completed_steps) == (IncidentState.SUCCEEDED, 2)
         assert cluster.emulator.get(NODES, None, "n1")["metadata"]["resourceVersion"] == cordoned_version
@@ -324,10 +338,99 @@ class TestFailureDomains:
 
         run_executor(message)
         assert (the_incident().state, isolated(cluster)) == (IncidentState.SUCCEEDED, True)
-        status = {"Last": "2026-01-01T00:00:00+00:00", "Next": "2026-01-01T00:01:00+00:00"}
-        datum = meta.Datum(json.dumps({"IsPastDue": False, "ScheduleStatus": status}), "json")
-        host.call("approval_timeouts", TimerRequestConverter.decode(datum, trigger_metadata={}))
+        tick()
         wiring.engine().request_undo(incident.id, user="U000SECOPS1")
         [undo] = deliveries(app_tables)
         run_executor(undo)
         assert (the_incident().state, isolated(cluster)) == (IncidentState.UNDONE, False)
+
+
+DRAIN = """
+name: drain-the-node
+description: one long step, for the mid-drain crash test
+on: {source: defender, types: [K8S_PrivilegedContainer]}
+steps:
+  - action: kubernetes.drain_node
+    params: {cluster: "${targets.cluster_resource_id}", node: n1, max_concurrency: 1}
+approval: {mode: required, approvers: [U000SECOPS1], min_approvals: 1, timeout: 30m}
+"""
+
+
+class TestLongSteps:
+    def test_a_worker_killed_mid_drain_is_resumed_by_the_timer_and_evicts_each_pod_once(
+        self, cluster: KubeServer, app_tables: AppTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for index in range(5):
+            cluster.emulator.put(PODS, pod(f"api-{index}", namespace="shop", node_name="n1"))
+        (tmp_path / "books").mkdir()
+        (tmp_path / "books" / "drain.yaml").write_text(DRAIN)
+        monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(tmp_path / "books"))
+        wiring.reset()
+        post_alert()
+        wiring.engine().approve(the_incident().id, user="U000SECOPS1")
+        [message] = deliveries(app_tables)
+        incident_id = json.loads(message.get_body())["incident_id"]
+
+        class WorkerKilled(BaseException):
+            """The process dies: nothing of ours may catch it."""
+
+        evictions: list[str] = []
+
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class DyingSession(ClusterSession):
+            def call(self, method: Any, *args: Any, what: str, **kwargs: Any) -> Any:
+                if what.startswith("evict"):
+                    if len(evictions) == 3:
+                        raise WorkerKilled()  # dead: nothing more leaves this worker
+                    evictions.append(what)
+                return ClusterSession.call(self, method, *args, what=what, **kwargs)
+
+        class DiesMidDrain(DrainNode):
+            def apply_on(self, s: ClusterSession, params: Any, ctx: Any) -> Any:
+                return super().apply_on(DyingSession(s.cluster, s.api_client, s.settings, s.retry), params, ctx)
+
+        minutes = iter(range(1000))
+        started = datetime.now(UTC)
+
+        def clock() -> datetime:  # a minute passes at every reading: the drain is long
+            return started + timedelta(minutes=next(minutes))
+
+        dying = ActionSet(
+            runtimes={KubernetesRuntime: lambda: wiring.actions()["kubernetes.drain_node"].runtime},
+            catalogue=[DiesMidDrain],
+        )
+        first = Executor(incidents=wiring.engine().incidents, actions=dying, snapshots=wiring.snapshots(), clock=clock)
+        with pytest.raises(WorkerKilled):
+            first.execute(incident_id)
+        stuck = the_incident()
+        assert (stuck.state, stuck.completed_steps, len(evictions)) == (IncidentState.EXECUTING, 0, 3)
+        assert stuck.lease_until is not None and stuck.lease_until > started + LEASE  # renewed as evictions went
+        assert cluster.emulator.get(NODES, None, "n1")["spec"]["unschedulable"] is True
+
+        wiring.use(clock=lambda: stuck.lease_until + timedelta(seconds=1))  # type: ignore[operator]
+        tick()
+        [redriven] = deliveries(app_tables)
+        run_executor(redriven)
+        done = the_incident()
+        assert (done.state, done.completed_steps) == (IncidentState.SUCCEEDED, 1)
+        on_n1 = [
+            name for name in ["web-1", *(f"api-{i}" for i in range(5))] if cluster.emulator.get(PODS, "shop", name)
+        ]
+        assert on_n1 == []
+        posts = [
+            r.url.path for r in cluster.emulator if r.url.path.endswith("/eviction") and not r.params.get("dryRun")
+        ]
+        assert len(posts) == len(set(posts)) == 6  # every pod evicted, none twice
+
+
+def test_no_step_may_outlive_the_lease_nor_the_lease_the_function() -> None:
+    import re as _re
+
+    from remediation.actions.kubernetes.nodes import DrainNodeParams
+    from remediation.actions.runtime import MAX_STEP_SECONDS
+
+    timeout = json.loads((Path(__file__).resolve().parents[1] / "host.json").read_text())["functionTimeout"]
+    hours, minutes, seconds = (int(part) for part in _re.fullmatch(r"(\d+):(\d+):(\d+)", timeout).groups())  # type: ignore[union-attr]
+    function_timeout = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    assert timedelta(seconds=MAX_STEP_SECONDS) < LEASE < function_timeout
+    assert DrainNodeParams.model_fields["timeout_seconds"].metadata[-1].le == MAX_STEP_SECONDS

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from remediation.failures import ActionFailure, PermanentFailure, TransientFailure
 
 __all__ = [
+    "MAX_STEP_SECONDS",
     "ActionFailure",
     "GuardRefused",
     "Outcome",
@@ -33,6 +34,11 @@ __all__ = [
     "prior_snapshot",
     "snapshot_once",
 ]
+
+
+# The longest a single step may run (a drain's timeout is capped to it). The executor's lease is
+# longer and host.json's functionTimeout longer still, so a step never outlives either.
+MAX_STEP_SECONDS = 780
 
 
 class GuardRefused(PermanentFailure):

@@ -105,6 +105,7 @@ class Incident:
     previews: tuple[Mapping[str, Any], ...] = ()  # per step: summary, target version bound by the approval
     undo_steps: int = 0  # steps undone so far, last first
     lease_until: datetime | None = None  # an executor is running the steps until then (renewed per step)
+    undo_requested: bool = False  # an undo was asked for and has not finished: the timer re-drives it
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -146,6 +147,7 @@ class Incident:
             "previews": [dict(preview) for preview in self.previews],
             "undo_steps": self.undo_steps,
             "lease_until": None if self.lease_until is None else timestamp(self.lease_until),
+            "undo_requested": self.undo_requested,
         }
 
     @classmethod
@@ -176,6 +178,7 @@ class Incident:
             previews=tuple(dict(preview) for preview in data.get("previews") or ()),
             undo_steps=int(data.get("undo_steps", 0)),
             lease_until=None if data.get("lease_until") is None else _parse_time(data["lease_until"]),
+            undo_requested=bool(data.get("undo_requested", False)),
             etag=etag,
         )
 

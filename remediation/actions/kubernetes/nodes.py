@@ -23,6 +23,7 @@ from remediation.actions.kubernetes.runtime import KubernetesAction
 from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
 from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import (
+    MAX_STEP_SECONDS,
     Outcome,
     PermanentFailure,
     Preview,
@@ -52,7 +53,9 @@ class UncordonNodeParams(NodeParams):
 
 class DrainNodeParams(NodeParams):
     grace_period_seconds: int | None = Field(default=None, ge=0, description="null: each pod's own grace period")
-    timeout_seconds: int = Field(default=600, gt=0)
+    timeout_seconds: int = Field(
+        default=600, gt=0, le=MAX_STEP_SECONDS, description="at most the longest a step may run (below the lease)"
+    )
     max_concurrency: int = Field(default=5, ge=1, le=50, description="evictions in flight at once")
 
 
@@ -262,6 +265,9 @@ class Evictions:
         with ThreadPoolExecutor(max_workers=self._params.max_concurrency, thread_name_prefix="evict") as pool:
             futures = [pool.submit(self._evict, pod) for pod in pods]
         errors = [f.exception() for f in futures if f.exception() is not None]
+        stopped = next((e for e in errors if not isinstance(e, Exception)), None)
+        if stopped is not None:
+            raise stopped  # the worker is being stopped (SystemExit, KeyboardInterrupt): not a failed step
         if errors:
             summary = f"{self._done} of {self._total} evicted; {len(errors)} failed, first: {errors[0]}"
             if isinstance(errors[0], TransientFailure):
