@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import alert_storm, cold_start, drain, end_to_end, intake_throughput, slack_ack
+from bench import alert_storm, cold_start, drain, end_to_end, incident_index, intake_throughput, slack_ack
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 BENCHMARKS: dict[str, ModuleType] = {
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "end_to_end": end_to_end,
     "alert_storm": alert_storm,
     "drain": drain,
+    "incident_index": incident_index,
 }
 COLUMNS = (34, 56, 28)
 

@@ -510,3 +510,15 @@ def test_any_decision_sequence_keeps_the_invariants(
         assert (incident.deadline is not None) == (incident.state in WAITING)
         if incident.state is S.APPROVED and mode is ApprovalMode.REQUIRED and not incident.break_glass:
             assert len(incident.approvals) >= min_approvals
+
+
+def test_memory_store_live_and_prune() -> None:
+    store = InMemoryIncidentStore()
+    live, _ = store.open_or_fold(plan=make_plan(group_key="a"), signal=make_signal(), now=T0)
+    closed, _ = store.open_or_fold(plan=make_plan(group_key="b"), signal=make_signal(), now=T0)
+    closed = store.update(closed, lambda i: reject(i, user="U_BOB", at=T0, directory=DIRECTORY))
+    assert store.live() == [live] and store.live(states=[S.APPROVED]) == [] and store.due(T0 + TIMEOUT) == [live]
+    assert store.prune(before=T0) == 0 and store.prune(before=T0 + TIMEOUT) == 1
+    assert store.get(closed.id) is None and store.get(live.id) == live and store.audit.records(closed.id)
+    again, new = store.open_or_fold(plan=make_plan(group_key="b"), signal=make_signal(), now=T0)
+    assert new and again.id != closed.id

@@ -4,11 +4,16 @@
 functions (`lifecycle.open_incident/can_fold/fold`, the decisions passed to `update`) and audit each
 change with `history.describe` into an `AuditLog`, so only storage differs. Tests of the pure
 layer, the CLI and the benchmarks use the in-memory store.
+
+Live incidents (`LIVE`: not yet closed) are what the minute timer and App Home read, through
+`live()` and `due()`; `list()` reads every stored incident and is for the CLI and tests. `prune`
+drops closed incidents past the retention; their audit chains stay.
 """
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -18,11 +23,21 @@ from remediation.audit import AuditLog, InMemoryAuditLog
 from remediation.clock import timestamp
 from remediation.incidents.history import describe
 from remediation.incidents.lifecycle import can_fold, fold, open_incident
-from remediation.incidents.model import WAITING, Incident, IncidentState, check_transition
+from remediation.incidents.model import (
+    TERMINAL_FOR_GROUPING,
+    WAITING,
+    Incident,
+    IncidentState,
+    check_transition,
+)
 from remediation.plans import Plan
 from remediation.signals.model import Signal
 
 Change = Callable[[Incident], Incident]
+
+LIVE = frozenset(IncidentState) - TERMINAL_FOR_GROUPING
+"""open, needs_input, awaiting_approval, escalated, approved, executing: not closed yet. No move
+leads from a closed state back to one of these (a succeeded incident may still become undone)."""
 
 
 class UnknownIncident(LookupError):
@@ -49,8 +64,19 @@ class IncidentStore(Protocol):
         """Incidents oldest first, optionally only those in `states`."""
         ...
 
+    def live(self, *, states: Iterable[IncidentState] | None = None) -> builtins.list[Incident]:
+        """The live incidents (`is_live`), oldest first, optionally only those in `states`; reads
+        nothing of the closed ones, however many are stored."""
+        ...
+
     def due(self, now: datetime) -> builtins.list[Incident]:
-        """Waiting incidents (needs_input, awaiting_approval, escalated) whose deadline is <= `now`."""
+        """Waiting incidents (needs_input, awaiting_approval, escalated) whose deadline is <= `now`,
+        earliest deadline first; like `live`, reads nothing of the closed ones."""
+        ...
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete closed incidents last updated before `before` (and the group pointers naming
+        them); never a live one, never an audit record. Returns how many were deleted."""
         ...
 
     def flush_pending_audit(self) -> int:
@@ -74,6 +100,11 @@ def checked(old: Incident, new: Incident) -> Incident:
     if new.state is not old.state:
         check_transition(incident_id=old.id, from_state=old.state, to_state=new.state)
     return new
+
+
+def is_live(incident: Incident) -> bool:
+    """Not closed yet, or succeeded with an undo asked for and not finished (the timer re-drives it)."""
+    return incident.state in LIVE or incident.undo_requested
 
 
 def is_due(incident: Incident, now: datetime) -> bool:
@@ -101,10 +132,14 @@ class InMemoryIncidentStore:
             grouped = bool(plan.group_key) and requester is None
             current = self._incidents.get(self._groups.get(plan.group_key, "")) if grouped else None
             if current is not None and can_fold(current, plan=plan, now=now):
-                folded = fold(current, now=now)
-                self._incidents[folded.id] = folded
+                folded = fold(current, now=now, signal_id=signal.id)
+                if folded is not current:
+                    folded = dataclasses.replace(folded, revision=current.revision + 1)
+                    self._incidents[folded.id] = folded
                 return folded, False
-            opened = open_incident(plan=plan, signal=signal, now=now, requester=requester)
+            opened = dataclasses.replace(
+                open_incident(plan=plan, signal=signal, now=now, requester=requester), revision=1
+            )
             self._incidents[opened.id] = opened
             if grouped:
                 self._groups[plan.group_key] = opened.id
@@ -115,10 +150,19 @@ class InMemoryIncidentStore:
         with self._lock:
             return self._incidents.get(incident_id)
 
+    def live(self, *, states: Iterable[IncidentState] | None = None) -> builtins.list[Incident]:
+        return [incident for incident in self.list(states=states) if is_live(incident)]
+
     def due(self, now: datetime) -> builtins.list[Incident]:
+        return sorted((incident for incident in self.live() if is_due(incident, now)), key=deadline_order)
+
+    def prune(self, *, before: datetime) -> int:
         with self._lock:
-            waiting = [incident for incident in self._incidents.values() if is_due(incident, now)]
-        return sorted(waiting, key=deadline_order)
+            old = {i.id for i in self._incidents.values() if not is_live(i) and i.updated_at < before}
+            for incident_id in old:
+                del self._incidents[incident_id]
+            self._groups = {key: latest for key, latest in self._groups.items() if latest not in old}
+        return len(old)
 
     def update(self, incident: Incident, change: Change, *, actor: str | None = None) -> Incident:
         with self._lock:
@@ -128,6 +172,7 @@ class InMemoryIncidentStore:
             new = checked(current, change(current))
             if new == current:
                 return current
+            new = dataclasses.replace(new, revision=current.revision + 1)
             self._incidents[new.id] = new
             self._audit(current, new, actor=actor)
             return new

@@ -4,13 +4,29 @@ Neighbours: the pure rules come from `remediation.incidents` (open/fold/decision
 audit); the `InMemoryIncidentStore` there has the same semantics. Every audited change is chained
 into a `remediation.audit.AuditLog` (`TableAuditLog` in `remediation.store.audit`) by this store.
 
-Layout, all in PartitionKey "incident" so that opening is one entity-group transaction:
-- RowKey = incident id (`inc-...`): the incident, scalar fields as columns, plan/signal/approvals/
-  inputs as JSON text, plus `revision` and `outbox` (audit events not yet confirmed in the log).
+Layout: one partition per group, PartitionKey "incident-" + the first 8 hex digits of
+sha256(group key), so writes of different groups spread over partitions while a group's incident
+and its pointer share one, and opening stays one entity-group transaction:
+- RowKey = incident id: the incident, scalar fields as columns, plan/signal/approvals/inputs as
+  JSON text, plus `revision` and `outbox` (audit events not yet confirmed in the log). The id is
+  `new_incident_id` + those 8 digits (`inc-` + 28 hex digits), so `get(id)` reads one partition.
+  An ungrouped incident gets 8 random digits: a partition of its own.
 - RowKey = "group-" + sha256(group key): the group pointer naming the group's latest incident.
   Opening creates the incident and creates the pointer (or replaces a stale one on its ETag) in
   one transaction, so a storm never opens two incidents and no incident exists without its pointer.
 Folds and updates are ETag-conditional replaces, retried (bounded) after a 412 on fresh state.
+Rows of PartitionKey "incident" (ids of 20 hex digits) predate the partitioning: read and written
+by id as before, listed and pruned, but not migrated, so never in the live index.
+
+The live index, table `<incidents>live`, PartitionKey "live", RowKey = incident id: one row per
+live incident (`is_live`), so the timer and App Home read only those (`live`, `due`,
+`flush_pending_audit`), however many closed ones the table keeps. A crash never hides a live
+incident: the row is written before the incident becomes live (before the open transaction, before
+a write that makes a closed incident live) and removed only after a write closed it and its audit
+was appended, on the ETag read before that write, so an index row written meanwhile by another
+writer stays. A row whose incident is closed or missing (a crashed or lost open) is removed when a
+reader finds it, once older than `orphan_grace`: a writer between its index row and its write is
+never undercut. `prune` deletes closed incidents past the retention.
 
 Audit without holes or reordering: an update writes its audit event into the row's outbox in the
 same conditional write, then appends the outbox to the log (idempotent by revision) and clears it.
@@ -20,19 +36,21 @@ A crash in between leaves the event in the outbox; the next write of that incide
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import hashlib
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from remediation.audit import AuditEvent, AuditLog, canonical_json
-from remediation.clock import timestamp
+from remediation.clock import Clock, timestamp, utcnow
 from remediation.incidents import (
-    WAITING,
+    TERMINAL_FOR_GROUPING,
     Change,
     Incident,
     IncidentState,
@@ -41,8 +59,10 @@ from remediation.incidents import (
     checked,
     describe,
     fold,
+    new_incident_id,
     open_incident,
 )
+from remediation.incidents.storage import deadline_order, is_due, is_live
 from remediation.plans import Plan
 from remediation.signals.model import Signal
 from remediation.store.audit import MAX_ATTEMPTS, StoreContention, TableAuditLog, pause_before_retry
@@ -53,11 +73,17 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
 DEFAULT_TABLE = "incidents"
-PARTITION = "incident"
+LEGACY_PARTITION = "incident"
+PARTITION_PREFIX = "incident-"
+TAG_DIGITS = 8
 GROUP_PREFIX = "group-"
+INDEX_SUFFIX = "live"
+INDEX_PARTITION = "live"
+ORPHAN_GRACE = timedelta(hours=1)  # far beyond any writer's time between its index row and its write
 MAX_PROPERTY_BYTES = 63 * 1024  # a Table string property holds 64 KiB of UTF-16
-_JSON_COLUMNS = frozenset({"plan", "signal", "approvals", "inputs", "step_results", "previews"})
-_INCIDENT_ROWS = "PartitionKey eq @pk and RowKey ge 'inc-' and RowKey lt 'inc.'"
+_JSON_COLUMNS = frozenset({"plan", "signal", "approvals", "inputs", "step_results", "previews", "recent_signals"})
+_INCIDENT_ROWS = "PartitionKey ge 'incident' and PartitionKey lt 'incident.' and RowKey ge 'inc-' and RowKey lt 'inc.'"
+_HEX = frozenset("0123456789abcdef")
 _CONFLICTS = frozenset({409, 412})
 GROUP_LOCK_STRIPES = 64
 
@@ -77,10 +103,19 @@ class TableIncidentStore(Closing):
         *,
         table_client: TableClient,
         audit: AuditLog,
+        index_client: TableClient | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         pause: Callable[[int], None] = pause_before_retry,
+        clock: Clock = utcnow,
+        orphan_grace: timedelta = ORPHAN_GRACE,
     ) -> None:
+        """`index_client`: the live index's table; None keeps the index in `table_client`'s table
+        (its own partition: the same guarantees, but a query there also passes Azurite over the
+        incidents)."""
         self._table = table_client
+        self._index = index_client if index_client is not None else table_client
+        self._clock = clock
+        self._orphan_grace = orphan_grace
         self.audit = audit
         self._max_attempts = max_attempts
         self._pause = pause
@@ -88,16 +123,26 @@ class TableIncidentStore(Closing):
 
     @classmethod
     def from_connection_string(
-        cls, conn_str: str, *, table_name: str = DEFAULT_TABLE, audit_table: str = "audit", **client_kwargs: Any
+        cls,
+        conn_str: str,
+        *,
+        table_name: str = DEFAULT_TABLE,
+        audit_table: str = "audit",
+        create: bool = True,
+        **client_kwargs: Any,
     ) -> Self:
-        """Connect both tables (see `make_table_client`), creating them if they do not exist yet."""
+        """Connect both tables (see `make_table_client`), creating them if they do not exist yet;
+        `create=False` touches nothing (read-only tools: a missing table then fails on first use)."""
         from azure.core.exceptions import ResourceExistsError
 
         table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
-        with contextlib.suppress(ResourceExistsError):
-            table_client.create_table()
-        audit = TableAuditLog.from_connection_string(conn_str, table_name=audit_table, **client_kwargs)
-        return cls(table_client=table_client, audit=audit)
+        index_client = make_table_client(conn_str, table_name=table_name + INDEX_SUFFIX, **client_kwargs)
+        if create:
+            for client in (table_client, index_client):
+                with contextlib.suppress(ResourceExistsError):
+                    client.create_table()
+        audit = TableAuditLog.from_connection_string(conn_str, table_name=audit_table, create=create, **client_kwargs)
+        return cls(table_client=table_client, audit=audit, index_client=index_client)
 
     def open_or_fold(
         self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None
@@ -115,36 +160,42 @@ class TableIncidentStore(Closing):
     ) -> tuple[Incident, bool]:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        pointer_key = _group_row(plan.group_key)
-        pointer = self._entity(pointer_key) if grouped else None
+        pointer_key = (_group_partition(plan.group_key), _group_row(plan.group_key))
+        pointer = self._entity(*pointer_key) if grouped else None
         for attempt in range(self._max_attempts):
             current = self._read(pointer["incident_id"]) if pointer is not None else None
             if current is not None and can_fold(current.incident, plan=plan, now=now):
+                folded = fold(current.incident, now=now, signal_id=signal.id)
+                if folded is current.incident:
+                    return current.incident, False  # this Signal is counted already
                 try:
-                    return self._write(current, fold(current.incident, now=now), event=None), False
+                    return self._write(current, folded, event=None), False
                 except ResourceModifiedError:
                     self._pause(attempt)  # another fold won: re-read the incident the pointer still names
                     continue
                 except ResourceNotFoundError:
                     pass
             else:
-                opened = open_incident(plan=plan, signal=signal, now=now, requester=requester)
+                incident_id = new_incident_id(now) + _tag(plan.group_key)
+                opened = open_incident(plan=plan, signal=signal, now=now, requester=requester, incident_id=incident_id)
                 created = self._create(opened, pointer=pointer, grouped=grouped)
                 if created is not None:
                     return created, True
             self._pause(attempt)
-            pointer = self._entity(pointer_key) if grouped else None
+            pointer = self._entity(*pointer_key) if grouped else None
         raise StoreContention(f"group {plan.group_key!r}: no open or fold won in {self._max_attempts} attempts")
 
     def get(self, incident_id: str) -> Incident | None:
         row = self._read(incident_id)
         return None if row is None else row.incident
 
-    def due(self, now: datetime) -> list[Incident]:
-        states = " or ".join(f"state eq '{state.value}'" for state in sorted(WAITING))
-        query = f"{_INCIDENT_ROWS} and ({states}) and deadline le @now"
-        rows = self._table.query_entities(query, parameters={"pk": PARTITION, "now": timestamp(now)})
-        return sorted((_row(entity).incident for entity in rows), key=lambda i: (i.deadline or now, i.id))
+    def live(self, *, states: Iterable[IncidentState] | None = None) -> builtins.list[Incident]:
+        wanted = None if states is None else frozenset(IncidentState(state) for state in states)
+        found = [incident for incident in self._sweep()[0] if wanted is None or incident.state in wanted]
+        return sorted(found, key=lambda incident: incident.id)
+
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        return sorted((incident for incident in self._sweep()[0] if is_due(incident, now)), key=deadline_order)
 
     def update(self, incident: Incident, change: Change, *, actor: str | None = None) -> Incident:
         """See `IncidentStore.update`. Every attempt starts from a fresh read, not `incident.etag`:
@@ -166,15 +217,15 @@ class TableIncidentStore(Closing):
         raise StoreContention(f"incident {incident.id}: no update won in {self._max_attempts} attempts")
 
     def flush_pending_audit(self) -> int:
-        """Append audit events a crashed writer left in outboxes; returns how many incidents had some."""
-        rows = self._table.query_entities(f"{_INCIDENT_ROWS} and outbox ne '[]'", parameters={"pk": PARTITION})
-        pending = [_row(entity) for entity in rows]
-        for row in pending:
-            self._flush(row.incident, row.outbox)
-        return len(pending)
+        """Append audit events a crashed writer left in outboxes; returns how many incidents had some.
+
+        Only indexed incidents can hold any: a row leaves the index only once its outbox is empty.
+        """
+        return self._sweep()[1]
 
     def list(self, *, states: Iterable[IncidentState] | None = None) -> list[Incident]:
-        query, parameters = _INCIDENT_ROWS, {"pk": PARTITION}
+        """Every stored incident, a scan of the table: for the CLI and tests, never the timer."""
+        query, parameters = _INCIDENT_ROWS, dict[str, str]()
         if states is not None:
             wanted = sorted({IncidentState(state) for state in states})
             if not wanted:
@@ -182,22 +233,108 @@ class TableIncidentStore(Closing):
             parameters |= {f"s{index}": state.value for index, state in enumerate(wanted)}
             choices = " or ".join(f"state eq @s{index}" for index in range(len(wanted)))
             query += f" and ( {choices} )"  # the SDK finds @names only between spaces
-        return [_row(entity).incident for entity in self._table.query_entities(query, parameters=parameters)]
+        rows = self._table.query_entities(query, parameters=parameters)
+        return sorted((_row(entity).incident for entity in rows), key=lambda incident: incident.id)
+
+    def prune(self, *, before: datetime) -> int:
+        """See `IncidentStore.prune`: a scan of the closed rows, for a daily retention run."""
+        closed = " or ".join(f"state eq '{state.value}'" for state in sorted(TERMINAL_FOR_GROUPING))
+        query = f"{_INCIDENT_ROWS} and updated_at lt @before and ( {closed} )"
+        pruned = 0
+        for entity in self._table.query_entities(query, parameters={"before": timestamp(before)}):
+            row = _row(entity)
+            incident = self._flush(row.incident, row.outbox)  # what the log lacks goes there first
+            if is_live(incident) or (row.outbox and incident.etag == row.incident.etag):
+                continue
+            pruned += self._delete(incident, partition=entity["PartitionKey"])
+        return pruned
 
     def close(self) -> None:
         self._table.close()
+        if self._index is not self._table:
+            self._index.close()
 
-    def _entity(self, row_key: str) -> TableEntity | None:
+    def _entity(self, partition: str, row_key: str) -> TableEntity | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self._table.get_entity(PARTITION, row_key)
+            return self._table.get_entity(partition, row_key)
         except ResourceNotFoundError:
             return None
 
     def _read(self, incident_id: str) -> _Row | None:
-        entity = self._entity(incident_id)
+        partition = _partition_of(incident_id)
+        entity = None if partition is None else self._entity(partition, incident_id)
         return None if entity is None else _row(entity)
+
+    def _sweep(self) -> tuple[builtins.list[Incident], int]:
+        """Read the indexed incidents: the live ones, and how many had audit pending (appended now).
+        An entry whose incident is closed (its audit appended) or missing is retired."""
+        live, pending = [], 0
+        for entry in self._index.query_entities("PartitionKey eq @pk", parameters={"pk": INDEX_PARTITION}):
+            row = self._read(entry["RowKey"])
+            if row is None:
+                self._retire(entry)
+                continue
+            incident = self._flush(row.incident, row.outbox)
+            pending += bool(row.outbox)
+            if is_live(incident):
+                live.append(incident)
+            elif not row.outbox or incident.etag != row.incident.etag:
+                self._retire(entry)
+        return live, pending
+
+    def _retire(self, entry: TableEntity) -> None:
+        """Remove a stale index entry once older than the grace: a writer between its index row and
+        its write (an open under way, an undo being requested) is never undercut."""
+        written = entry.metadata.get("timestamp")
+        if written is not None and self._clock() - written >= self._orphan_grace:
+            self._unindex(entry["RowKey"], etag=str(entry.metadata["etag"]))
+
+    def _indexed(self, incident_id: str) -> str:
+        """Write the index row of `incident_id` (before it may become live); its ETag."""
+        written = self._index.upsert_entity({"PartitionKey": INDEX_PARTITION, "RowKey": incident_id})
+        return str(written["etag"])
+
+    def _index_etag(self, incident_id: str) -> str:
+        """The ETag of the index row of live `incident_id`, written if a crash or an old row left none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return str(self._index.get_entity(INDEX_PARTITION, incident_id).metadata["etag"])
+        except ResourceNotFoundError:
+            return self._indexed(incident_id)
+
+    def _unindex(self, incident_id: str, *, etag: str) -> None:
+        """Remove the index row unless someone wrote it since `etag` was read (then it stays)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        with contextlib.suppress(ResourceModifiedError):  # a missing row raises nothing
+            self._index.delete_entity(
+                INDEX_PARTITION, incident_id, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+
+    def _delete(self, incident: Incident, *, partition: str) -> int:
+        """Delete a closed incident and the group pointer naming it, on their ETags; 1 if done."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError
+
+        unchanged = {"match_condition": MatchConditions.IfNotModified}
+        operations: list[Any] = [
+            ("delete", {"PartitionKey": partition, "RowKey": incident.id}, {**unchanged, "etag": incident.etag})
+        ]
+        pointer = self._entity(partition, _group_row(incident.group_key)) if incident.group_key else None
+        if pointer is not None and pointer.get("incident_id") == incident.id:
+            operations.append(("delete", pointer, {**unchanged, "etag": pointer.metadata["etag"]}))
+        try:
+            self._table.submit_transaction(operations)
+        except TableTransactionError as conflict:
+            if conflict.status_code in (*_CONFLICTS, 404):
+                return 0  # written or deleted meanwhile: the next run looks again
+            raise
+        self._index.delete_entity(INDEX_PARTITION, incident.id)  # a leftover entry, if any
+        return 1
 
     def _write(self, current: _Row, new: Incident, *, event: AuditEvent | None) -> Incident:
         """Replace `current` by `new` if nobody wrote it meanwhile (else ResourceModifiedError), then audit."""
@@ -206,13 +343,21 @@ class TableIncidentStore(Closing):
 
         revision = current.revision + 1
         outbox = (*current.outbox, (revision, event)) if event is not None else current.outbox
+        index_etag = None
+        if not is_live(current.incident):
+            index_etag = self._indexed(new.id)  # before the write: it may make the incident live
+        elif not is_live(new):
+            index_etag = self._index_etag(new.id)  # read before the write: removed on it after
         written = self._table.update_entity(
             _to_entity(new, revision=revision, outbox=outbox),
             mode=UpdateMode.REPLACE,
             etag=current.incident.etag,
             match_condition=MatchConditions.IfNotModified,
         )
-        return self._flush(dataclasses.replace(new, etag=written["etag"]), outbox)
+        stored = self._flush(dataclasses.replace(new, etag=written["etag"], revision=revision), outbox)
+        if index_etag is not None and not is_live(stored) and (not outbox or stored.etag != written["etag"]):
+            self._unindex(new.id, etag=index_etag)  # closed and audited; an entry written since stays
+        return stored
 
     def _create(self, incident: Incident, *, pointer: TableEntity | None, grouped: bool) -> Incident | None:
         """Create `incident` (and point its group at it) atomically; None if another opener won."""
@@ -221,21 +366,25 @@ class TableIncidentStore(Closing):
 
         event = describe(None, incident)
         outbox = ((1, event),) if event is not None else ()
-        operations: list[Any] = [("create", _to_entity(incident, revision=1, outbox=outbox))]
+        entity = _to_entity(incident, revision=1, outbox=outbox)
+        operations: list[Any] = [("create", entity)]
         if grouped:
-            target = {"PartitionKey": PARTITION, "RowKey": _group_row(incident.group_key), "incident_id": incident.id}
+            target = {"PartitionKey": entity["PartitionKey"], "RowKey": _group_row(incident.group_key)}
+            target["incident_id"] = incident.id
             if pointer is None:
                 operations.append(("create", target))
             else:
                 condition = {"etag": pointer.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
                 operations.append(("update", target, {"mode": UpdateMode.REPLACE, **condition}))
+        index_etag = self._indexed(incident.id)  # before the incident exists: a crash leaves an orphan entry
         try:
             results = self._table.submit_transaction(operations)
         except TableTransactionError as conflict:
             if conflict.status_code in _CONFLICTS:
+                self._unindex(incident.id, etag=index_etag)
                 return None
             raise
-        return self._flush(dataclasses.replace(incident, etag=results[0]["etag"]), outbox)
+        return self._flush(dataclasses.replace(incident, etag=results[0]["etag"], revision=1), outbox)
 
     def _flush(self, incident: Incident, outbox: Sequence[tuple[int, AuditEvent]]) -> Incident:
         """Append the outbox to the audit log, then empty it unless someone wrote the row since."""
@@ -247,7 +396,7 @@ class TableIncidentStore(Closing):
             return incident
         for revision, event in outbox:
             self.audit.append(incident_id=incident.id, event=event, revision=revision)
-        cleared = {"PartitionKey": PARTITION, "RowKey": incident.id, "outbox": "[]"}
+        cleared = {"PartitionKey": _partition_of(incident.id), "RowKey": incident.id, "outbox": "[]"}
         try:
             written = self._table.update_entity(
                 cleared, mode=UpdateMode.MERGE, etag=incident.etag, match_condition=MatchConditions.IfNotModified
@@ -257,12 +406,43 @@ class TableIncidentStore(Closing):
         return dataclasses.replace(incident, etag=written["etag"])
 
 
+def _digest(group_key: str) -> str:
+    return hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _group_row(group_key: str) -> str:
-    return GROUP_PREFIX + hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()
+    return GROUP_PREFIX + _digest(group_key)
+
+
+def _tag(group_key: str) -> str:
+    """The id suffix naming the partition: the group's, or a partition of its own when ungrouped."""
+    return _digest(group_key)[:TAG_DIGITS] if group_key else secrets.token_hex(TAG_DIGITS // 2)
+
+
+def _group_partition(group_key: str) -> str:
+    return PARTITION_PREFIX + _tag(group_key)
+
+
+def _partition_of(incident_id: str) -> str | None:
+    """Where the row of `incident_id` lives; None for a text no store ever gave out."""
+    digits = incident_id.removeprefix("inc-")
+    if digits == incident_id or not set(digits) <= _HEX:
+        return None
+    if len(digits) == 20 + TAG_DIGITS:
+        return PARTITION_PREFIX + digits[-TAG_DIGITS:]
+    return LEGACY_PARTITION if len(digits) == 20 else None
+
+
+def entity_of(incident: Incident, *, revision: int = 1) -> dict[str, Any]:
+    """The row of a new `incident` with nothing pending: what a bulk loader (the benchmark) writes."""
+    return _to_entity(incident, revision=revision, outbox=())
 
 
 def _to_entity(incident: Incident, *, revision: int, outbox: Sequence[tuple[int, AuditEvent]]) -> dict[str, Any]:
-    entity: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": incident.id, "revision": revision}
+    partition = _partition_of(incident.id)
+    if partition is None:
+        raise ValueError(f"{incident.id!r} is not an id this store gave out")
+    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": incident.id, "revision": revision}
     columns = {**incident.to_json(), "outbox": [_event_json(r, e) for r, e in outbox]}
     for key, value in columns.items():
         if key in _JSON_COLUMNS or key == "outbox":
@@ -277,8 +457,9 @@ def _to_entity(incident: Incident, *, revision: int, outbox: Sequence[tuple[int,
 def _row(entity: TableEntity) -> _Row:
     data = {key: json.loads(value) if key in _JSON_COLUMNS else value for key, value in entity.items()}
     outbox = tuple(_event_from_json(item) for item in json.loads(entity.get("outbox", "[]")))
-    incident = Incident.from_json(data, etag=entity.metadata["etag"])
-    return _Row(incident=incident, revision=int(entity.get("revision", 0)), outbox=outbox)
+    revision = int(entity.get("revision", 0))
+    incident = dataclasses.replace(Incident.from_json(data, etag=entity.metadata["etag"]), revision=revision)
+    return _Row(incident=incident, revision=revision, outbox=outbox)
 
 
 def _event_json(revision: int, event: AuditEvent) -> dict[str, Any]:
