@@ -9,6 +9,7 @@ from functions import (
     registry_events,
     registry_findings,
     slack_events,
+    slack_outbox,
 )
 
 app = func.FunctionApp()
@@ -18,3 +19,4 @@ app.register_functions(approval_timeouts.bp)
 app.register_functions(slack_events.bp)
 app.register_functions(registry_findings.bp)
 app.register_functions(executor.bp)
+app.register_functions(slack_outbox.bp)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.blocks import APPROVE, DETAILS, PROVIDE_INPUT, REJECT, UNDO
 from bot.commands import Commands
-from bot.home import publish_home
-from bot.interactions import Interactions, Note
+from bot.interactions import Interactions
+from bot.outbox import Outbox
 from bot.views import INPUT_CALLBACK
 from remediation.engine import Engine
 
@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 COMMAND = "/remediate"
 
 
-def build_app(*, engine: Engine, client: WebClient, signing_secret: str, note: Note | None = None) -> App:
+def build_app(*, engine: Engine, client: WebClient, signing_secret: str, outbox: Outbox) -> App:
+    """The Bolt app. A listener records the decision (one conditional write and its audit) and
+    queues what Slack should show (`outbox`); only opening the input modal, whose trigger expires in
+    3 seconds, calls Slack inside the click."""
     from slack_bolt import App
 
     app = App(
@@ -39,8 +42,8 @@ def build_app(*, engine: Engine, client: WebClient, signing_secret: str, note: N
         process_before_response=True,
         logger=logging.getLogger("bot.bolt"),
     )
-    _buttons(app, Interactions(engine=engine, client=client, note=note))
-    commands = Commands(engine=engine, note=note)
+    _buttons(app, Interactions(engine=engine, client=client, outbox=outbox))
+    commands = Commands(engine=engine, note=outbox.note)
 
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any]) -> None:
@@ -50,7 +53,7 @@ def build_app(*, engine: Engine, client: WebClient, signing_secret: str, note: N
     def on_home(ack: Ack, event: dict[str, Any]) -> None:
         ack()
         if event.get("tab", "home") == "home":
-            publish_home(engine=engine, client=client, user=event["user"])
+            outbox.home(user=event["user"])
 
     return app
 

@@ -57,7 +57,7 @@ class Commands:
         return handler(rest.strip(), user)
 
     def _list(self, _: str, __: str) -> dict[str, Any]:
-        incidents = self._engine.incidents.list(states=OPEN_STATES)
+        incidents = self._engine.incidents.live(states=OPEN_STATES)
         if not incidents:
             return _reply("No open incidents.")
         lines = [

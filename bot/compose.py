@@ -1,8 +1,9 @@
-"""Slack's part of the object graph: the Web API client, the notifier, the directory and the Bolt app.
+"""Slack's part of the object graph: the outbox the engine notifies through, its worker, the Bolt app.
 
 Neighbours: `remediation.compose` builds the rest and calls `slack_notifications` for the engine's
-notifier and approver directory; `functions/wiring.py` asks `slack_app` for the endpoint. Nothing
-here reads the environment: the values come from `Settings.slack`.
+notifier (`Outbox`: an enqueue on the Slack outbox queue) and approver directory; `functions/wiring.py`
+asks `slack_app` for the endpoint and `outbox_worker` for the `slack_outbox` trigger. Nothing here
+reads the environment: the values come from `Settings`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from bot.directory import SlackDirectory
     from bot.notifier import SlackNotifier
+    from bot.outbox import Outbox, OutboxWorker
     from remediation.compose import Components
 
 
@@ -25,41 +27,58 @@ if TYPE_CHECKING:
 class Slack:
     settings: SlackSettings
     client: WebClient
-    notifier: SlackNotifier
+    notifier: Outbox  # what the engine calls: jobs on the outbox queue
+    publisher: SlackNotifier  # what the outbox worker calls: Slack itself
     directory: SlackDirectory
 
 
 def slack_notifications(components: Components) -> Slack | None:
-    """The Slack notifier and directory when Slack is configured; None (the engine logs) otherwise."""
+    """Slack's notifier and directory when Slack is configured; None (the engine logs) otherwise."""
     from bot.directory import SlackDirectory
     from bot.messages import TableMessageStore
     from bot.notifier import SlackNotifier
+    from bot.outbox import Outbox, StorageJobQueue
     from bot.web import make_client
 
     settings = components.settings.slack
     if settings is None:
         return None
     client = make_client(token=settings.bot_token, base_url=settings.api_base_url)
-    messages = TableMessageStore.from_connection_string(
-        components.settings.storage_connection, table_name=settings.messages_table
-    )
-    notifier = SlackNotifier(
+    storage = components.settings.storage_connection
+    messages = TableMessageStore.from_connection_string(storage, table_name=settings.messages_table)
+    publisher = SlackNotifier(
         client=client, messages=messages, default_channel=settings.default_channel, clock=components.clock
     )
-    return Slack(settings=settings, client=client, notifier=notifier, directory=SlackDirectory(client=client))
+    outbox = Outbox(queue=StorageJobQueue(connection_string=storage, queue_name=components.settings.slack_outbox_queue))
+    return Slack(
+        settings=settings, client=client, notifier=outbox, publisher=publisher, directory=SlackDirectory(client=client)
+    )
+
+
+def _slack(components: Components) -> Slack:
+    slack = components.notifications()
+    if not isinstance(slack, Slack):
+        problem = components.settings.slack_problem
+        raise SettingsError(problem or "SLACK_BOT_TOKEN is not set: the Slack endpoint cannot answer")
+    return slack
 
 
 def slack_app(components: Components) -> App:
     """The Bolt app on the engine; SettingsError (naming what is wrong) when Slack is off."""
     from bot.app import build_app
 
-    slack = components.notifications()
-    if not isinstance(slack, Slack):
-        problem = components.settings.slack_problem
-        raise SettingsError(problem or "SLACK_BOT_TOKEN is not set: the Slack endpoint cannot answer")
+    slack = _slack(components)
     return build_app(
         engine=components.engine(),
         client=slack.client,
         signing_secret=slack.settings.signing_secret,
-        note=slack.notifier.note,
+        outbox=slack.notifier,
     )
+
+
+def outbox_worker(components: Components) -> OutboxWorker:
+    """What the `slack_outbox` trigger runs; SettingsError when Slack is off."""
+    from bot.outbox import OutboxWorker
+
+    slack = _slack(components)
+    return OutboxWorker(engine=components.engine(), notifier=slack.publisher, outbox=slack.notifier)

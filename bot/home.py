@@ -1,31 +1,29 @@
 """App Home: on `app_home_opened`, publish the open incidents and the last ten decisions.
 
-Neighbours: `bot.app` routes the event here; `bot.views.home_view` renders; the incidents come from
-the engine's store. Decisions are read from the incidents themselves (approvals and rejections),
-which scans the incidents table: fine for the tens to thousands of incidents a team keeps.
+Neighbours: `bot.app` queues a `home` job on the Slack outbox when the tab opens; `bot.outbox`'s
+worker calls `publish_home`; `bot.views.home_view` renders. Incidents come from the store's live
+index (no table scan); the last decisions are those on live incidents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from bot.commands import OPEN_STATES
 from bot.views import home_view
 from remediation.engine import Engine
 from remediation.incidents import Incident
 
-if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
 LAST_DECISIONS = 10
 
 
-def publish_home(*, engine: Engine, client: WebClient, user: str) -> None:
-    incidents = engine.incidents.list()
+def publish_home(*, engine: Engine, user: str, call: Callable[..., Any]) -> None:
+    """Publish `user`'s App Home through `call` (the Slack notifier's, which raises SlackRetry)."""
+    incidents = engine.incidents.live()
     waiting = [incident for incident in incidents if incident.state in OPEN_STATES]
-    client.views_publish(user_id=user, view=home_view(incidents=waiting, decisions=last_decisions(incidents)))
+    call("views_publish", user_id=user, view=home_view(incidents=waiting, decisions=last_decisions(incidents)))
 
 
 def last_decisions(incidents: Iterable[Incident], *, count: int = LAST_DECISIONS) -> list[tuple[datetime, str]]:

@@ -1,10 +1,10 @@
 """What a click does: Approve, Reject, Details, Undo, Provide input and the input modal's submission.
 
-Neighbours: `bot.app` routes Bolt's listeners here after acknowledging; the engine
-(`remediation.engine.Engine`) records each decision and enqueues approved work itself, so nothing
-slow runs in the click. Refusals (`DecisionRefused`: not an approver, the two-person rule, already
-decided, expired) are shown to the clicker alone with `chat.postEphemeral`; the shared message is
-updated by the engine's notifier.
+Neighbours: `bot.app` routes Bolt's listeners here; the engine (`remediation.engine.Engine`) records
+each decision and enqueues approved work itself, and everything Slack should show (the shared
+message, thread lines, the clicker's ephemeral answer) goes on the Slack outbox, so nothing in a
+click waits on Slack or Kubernetes. Refusals (`DecisionRefused`: not an approver, the two-person
+rule, already decided, expired) are shown to the clicker alone.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.inputs import check_inputs
 from bot.limits import FALLBACK_TEXT, cut
+from bot.outbox import Outbox
 from bot.views import PARAM_BLOCK, details_blocks, input_modal, submitted_values
 from remediation.engine import Engine
 from remediation.incidents import DecisionRefused, Incident, IncidentState, UnknownIncident
@@ -24,14 +25,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Note = Callable[[str, str], None]
-
 
 class Interactions:
-    def __init__(self, *, engine: Engine, client: WebClient, note: Note | None = None) -> None:
+    def __init__(self, *, engine: Engine, client: WebClient, outbox: Outbox) -> None:
         self._engine = engine
         self._client = client
-        self._note = note
+        self._outbox = outbox
 
     def approve(self, *, payload: dict[str, Any]) -> None:
         self._decide(payload, self._engine.approve, done="Your approval is recorded")
@@ -51,8 +50,9 @@ class Interactions:
         except (DecisionRefused, UnknownIncident) as refused:
             self._tell(payload, f"Not undone: {_reason(refused)}")
             return
-        if self._note is not None:
-            self._note(incident_id, f":leftwards_arrow_with_hook: Undo requested by <@{user}>: queued for the executor")
+        self._outbox.note(
+            incident_id, f":leftwards_arrow_with_hook: Undo requested by <@{user}>: queued for the executor"
+        )
         self._tell(payload, "Undo queued: the executor reverts the steps and this message will show it")
 
     def open_input(self, *, payload: dict[str, Any]) -> None:
@@ -102,23 +102,10 @@ class Interactions:
         return incident
 
     def _tell(self, payload: dict[str, Any], text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
-        """An ephemeral reply to the clicker, in the channel of the message they clicked."""
-        from slack_sdk.errors import SlackApiError, SlackClientError
-
+        """An ephemeral reply to the clicker, in the channel of the message they clicked (queued)."""
         channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
-        if not channel:
-            return
-        arguments: dict[str, Any] = {
-            "channel": channel,
-            "user": payload["user"]["id"],
-            "text": cut(text, FALLBACK_TEXT),
-        }
-        if blocks is not None:
-            arguments["blocks"] = blocks
-        try:
-            self._client.chat_postEphemeral(**arguments)
-        except (SlackApiError, SlackClientError, OSError) as problem:
-            logger.warning("ephemeral reply failed", extra={"error": type(problem).__name__, "channel": channel})
+        if channel:
+            self._outbox.tell(channel=channel, user=payload["user"]["id"], text=cut(text, FALLBACK_TEXT), blocks=blocks)
 
 
 def _who_and_what(payload: dict[str, Any]) -> tuple[str, str]:

@@ -18,7 +18,6 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.clock import timestamp
 from remediation.incidents import Incident
 from remediation.store.clients import make_table_client
 
@@ -37,7 +36,7 @@ class MessageRef:
     state: str
     approvers: tuple[str, ...]
     completed_steps: int
-    incident_updated_at: str  # `remediation.clock.timestamp` text: exact, and ordered as text
+    incident_revision: int  # the incident's revision the message shows: newer is larger
     etag: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
@@ -50,7 +49,7 @@ class MessageRef:
             state=incident.state.value,
             approvers=incident.approved_by,
             completed_steps=incident.completed_steps,
-            incident_updated_at=timestamp(incident.updated_at),
+            incident_revision=incident.revision,
         )
 
 
@@ -113,7 +112,7 @@ def _entity(ref: MessageRef) -> dict[str, Any]:
         "state": ref.state,
         "approvers": json.dumps(list(ref.approvers)),
         "completed_steps": ref.completed_steps,
-        "incident_updated_at": ref.incident_updated_at,
+        "incident_revision": ref.incident_revision,
     }
 
 
@@ -126,6 +125,6 @@ def _ref(entity: TableEntity) -> MessageRef:
         state=entity["state"],
         approvers=tuple(json.loads(entity["approvers"])),
         completed_steps=int(entity["completed_steps"]),
-        incident_updated_at=str(entity["incident_updated_at"]),
+        incident_revision=int(entity.get("incident_revision", 0)),
         etag=entity.metadata["etag"],
     )

@@ -1,18 +1,20 @@
-"""`SlackNotifier`: the engine's Notifier, as one Slack message per incident plus a threaded audit.
+"""`SlackNotifier`: what the Slack outbox worker does, one Slack message per incident plus a threaded audit.
 
-Neighbours: the engine (`remediation.engine`) and the executor call it; `bot.blocks` renders the
-message; `bot.messages` remembers which message shows which incident. The first notice posts the
-message, every later one updates it (`chat.update`), so a storm of alerts is one message whose count
-grows. Folds (nothing new but the count) update at most once per `min_interval` per incident, the
-skipped ones show with the next update. Decisions, steps and results are also posted as replies in
-the message's thread. A Slack failure is logged and swallowed: the engine's decision is already
-stored, and the next notice brings the message up to date.
+Neighbours: `bot.outbox.OutboxWorker` calls it with the incident as it is now (the engine's own
+notifier is `bot.outbox.Outbox`, an enqueue); `bot.blocks` renders the message; `bot.messages`
+remembers which message shows which incident, and at which revision. The first job posts the
+message (a missing record always means post, never skip); every later one updates it
+(`chat.update`), so a storm of alerts is one message whose count grows. Folds (nothing new but the
+count) update at most once per `min_interval` per incident; the timer shows what was held back.
+Decisions, steps and results are also posted as replies in the message's thread. Which state is
+newer is the incident's revision, never a clock. A call Slack did not take now (429, 5xx, a dropped
+connection) raises `SlackRetry` with Slack's Retry-After, after undoing the record's claim, so the
+job runs again later and shows the same news; other Slack errors are logged and dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.blocks import incident_blocks, incident_text
 from bot.limits import FALLBACK_TEXT, cut, escape
 from bot.messages import MessageRef
-from remediation.clock import timestamp, utcnow
+from bot.outbox import SlackRetry
+from remediation.clock import utcnow
 from remediation.incidents import Incident, IncidentState
 
 if TYPE_CHECKING:
@@ -29,8 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_UPDATE_INTERVAL = timedelta(seconds=1)
+DEFAULT_RETRY_SECONDS = 5.0
 _CLAIM_ATTEMPTS = 3
-_FINAL_RETRY_PAUSES = (2.0, 5.0)  # seconds; the executor can wait, a click cannot
 _S = IncidentState
 
 
@@ -51,70 +54,79 @@ class SlackNotifier:
         default_channel: str | None,
         min_interval: timedelta = MIN_UPDATE_INTERVAL,
         clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._messages = messages
         self._default_channel = default_channel
         self._min_interval = min_interval
         self._clock = clock
-        self._sleep = sleep
-        self._update_failed = False
+
+    def has_message(self, incident_id: str) -> bool:
+        return self._messages.get(incident_id) is not None
+
+    def show(self, incident: Incident, *, force: bool) -> MessageRef | None:
+        """Post the incident's message if it has none, else bring it up to `incident`'s revision."""
+        return self._refresh(incident, force=force)
 
     def incident_opened(self, incident: Incident) -> None:
-        channel = incident.plan.notify or self._default_channel
-        if not channel:
-            logger.warning("no Slack channel for the incident", extra=_fields(incident))
-            return
-        response = self._call("chat_postMessage", incident, channel=channel, **_message(incident))
-        if response is not None:
-            ref = MessageRef.showing(incident, channel=response["channel"], ts=response["ts"], now=self._clock())
-            self._messages.create(ref)
+        self.show(incident, force=True)
 
     def incident_updated(self, incident: Incident) -> None:
-        self._refresh(incident, force=False)
+        self.show(incident, force=False)
+
+    def incident_finished(self, incident: Incident) -> None:
+        self.show(incident, force=True)
 
     def approval_needed(self, incident: Incident) -> None:
-        ref = self._refresh(incident, force=True)
+        ref = self.show(incident, force=True)
         target = incident.plan.approval.escalate_to
         if ref is None or not incident.escalated or not target or not target.startswith(("#", "C", "G")):
             return
-        link = self._call("chat_getPermalink", incident, channel=ref.channel, message_ts=ref.ts)
+        link = self.call("chat_getPermalink", incident, channel=ref.channel, message_ts=ref.ts)
         where = f" <{link['permalink']}|in the incident's thread>" if link is not None else ""
         text = f":rotating_light: Escalated to you: {incident_text(incident)}; decide{where}"
-        self._call("chat_postMessage", incident, channel=target, text=cut(text, FALLBACK_TEXT))
+        self.call("chat_postMessage", incident, channel=target, text=cut(text, FALLBACK_TEXT))
 
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None:
-        ref = self._refresh(incident, force=True)
+        ref = self.show(incident, force=True)
         action = incident.plan.steps[step].action if step < len(incident.plan.steps) else "?"
         if ref is not None:
             self._reply(ref, incident, f"Step {step + 1} `{escape(action)}`: {escape(message)}")
 
-    def incident_finished(self, incident: Incident) -> None:
-        """The last word on an incident: worth a short wait when Slack is rate limiting."""
-        for pause in (*_FINAL_RETRY_PAUSES, None):
-            self._refresh(incident, force=True)
-            if not self._update_failed or pause is None:
-                return
-            self._sleep(pause)
-
-    def note(self, incident_id: str, text: str) -> None:
-        """A line in the incident's thread (an undo request, say); nothing when it has no message."""
-        ref = self._messages.get(incident_id)
+    def note(self, incident: Incident, text: str) -> None:
+        """A line in the incident's thread (an undo request, say), its message posted first if need be."""
+        ref = self.show(incident, force=False)
         if ref is not None:
-            self._reply(ref, None, text)
+            self._reply(ref, incident, text)
+
+    def ephemeral(self, *, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        arguments: dict[str, Any] = {"channel": channel, "user": user, "text": cut(text, FALLBACK_TEXT)}
+        if blocks is not None:
+            arguments["blocks"] = blocks
+        self.call("chat_postEphemeral", None, **arguments)
+
+    def _post(self, incident: Incident) -> MessageRef | None:
+        channel = incident.plan.notify or self._default_channel
+        if not channel:
+            logger.warning("no Slack channel for the incident", extra=_fields(incident))
+            return None
+        response = self.call("chat_postMessage", incident, channel=channel, **_message(incident))
+        if response is None:
+            return None
+        ref = MessageRef.showing(incident, channel=response["channel"], ts=response["ts"], now=self._clock())
+        if not self._messages.create(ref):
+            logger.warning("the incident got a second message in a race", extra=_fields(incident))
+        return self._messages.get(incident.id)
 
     def _refresh(self, incident: Incident, *, force: bool) -> MessageRef | None:
-        """Update the message unless another writer did, or it is a fold within `min_interval`."""
-        self._update_failed = False
+        """Update the message unless a newer revision is shown, or it is a fold within `min_interval`."""
         for _ in range(_CLAIM_ATTEMPTS):
             ref = self._messages.get(incident.id)
             if ref is None:
-                logger.info("no Slack message for the incident yet: update skipped", extra=_fields(incident))
-                return None
-            if timestamp(incident.updated_at) < ref.incident_updated_at:
+                return self._post(incident)
+            if incident.revision < ref.incident_revision:
                 return ref  # a newer state is already shown
-            if not force and timestamp(incident.updated_at) == ref.incident_updated_at:
+            if not force and incident.revision == ref.incident_revision:
                 return ref  # exactly this state is already shown
             lines = news(ref, incident)
             now = self._clock()
@@ -122,16 +134,17 @@ class SlackNotifier:
                 return ref
             shown = MessageRef.showing(incident, channel=ref.channel, ts=ref.ts, now=now)
             if self._messages.claim(ref, shown):
-                if self._call("chat_update", incident, channel=ref.channel, ts=ref.ts, **_message(incident)) is None:
+                try:
+                    self.call("chat_update", incident, channel=ref.channel, ts=ref.ts, **_message(incident))
+                    for line in lines:
+                        self._reply(ref, incident, line)
+                except SlackRetry:
                     # Slack did not take it: the record must not claim the message shows this state,
-                    # so the next news of this incident renders it again.
+                    # so the retried job renders it, and its news, again.
                     current = self._messages.get(incident.id)
                     if current is not None:
                         self._messages.claim(current, ref)
-                    self._update_failed = True
-                    return None
-                for line in lines:
-                    self._reply(ref, incident, line)
+                    raise
                 return shown
             if not lines and not force:
                 return ref  # another writer is updating this message right now
@@ -139,18 +152,36 @@ class SlackNotifier:
         return None
 
     def _reply(self, ref: MessageRef, incident: Incident | None, text: str) -> None:
-        self._call("chat_postMessage", incident, channel=ref.channel, thread_ts=ref.ts, text=cut(text, FALLBACK_TEXT))
+        self.call("chat_postMessage", incident, channel=ref.channel, thread_ts=ref.ts, text=cut(text, FALLBACK_TEXT))
 
-    def _call(self, method: str, incident: Incident | None, **arguments: Any) -> Any:
+    def call(self, method: str, incident: Incident | None = None, **arguments: Any) -> Any:
+        """The Web API call's answer; None when Slack refused it for good (logged); SlackRetry when
+        it should be tried again later (429 with its Retry-After, 5xx, a connection failure)."""
         from slack_sdk.errors import SlackApiError, SlackClientError
 
+        extra = {**(_fields(incident) if incident is not None else {}), "slack_method": method}
         try:
             return getattr(self._client, method)(**arguments)
-        except (SlackApiError, SlackClientError, OSError) as problem:
-            extra = _fields(incident) if incident is not None else {}
-            error = problem.response.get("error") if isinstance(problem, SlackApiError) else type(problem).__name__
-            logger.warning("Slack %s failed: %s", method, error, extra={**extra, "slack_method": method})
+        except SlackApiError as problem:
+            status = problem.response.status_code
+            if status == 429 or status >= 500:
+                delay = _retry_after(problem.response.headers) if status == 429 else None
+                raise SlackRetry(f"Slack {method}: HTTP {status}", delay=delay or DEFAULT_RETRY_SECONDS) from problem
+            logger.warning("Slack %s failed: %s", method, problem.response.get("error"), extra=extra)
             return None
+        except (SlackClientError, OSError) as problem:
+            raise SlackRetry(f"Slack {method}: {type(problem).__name__}", delay=DEFAULT_RETRY_SECONDS) from problem
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def news(ref: MessageRef, incident: Incident) -> list[str]:

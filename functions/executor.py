@@ -1,12 +1,14 @@
 """Queue trigger on `remediation-actions`: the executor runs, or undoes, one approved incident.
 
-A message is `{"incident_id", "kind": "execute" | "undo"}`. A transient failure raises, so the host
-delivers the message again (host.json: maxDequeueCount 5). On the last delivery the incident is
-first marked as given up (an execution ends failed, an undo records its error), so Slack tells the
-truth, and the error is raised once more so the host keeps the message in the poison queue.
-A malformed message is logged and dropped: no retry can fix it. A delivery that finds another live
-worker holding the incident's lease fails, so the host brings it back later; on its last delivery it
-is dropped with a warning, since that worker (or, if it died, the timer's re-drive) finishes the work.
+A message is `{"incident_id", "kind": "execute" | "undo" | "preview"}`; `preview` reads the targets
+of an incident whose missing input was just supplied (too slow for the click that supplied it). A
+transient failure raises, so the host delivers the message again (host.json: maxDequeueCount 5). On
+the last delivery the incident is first marked as given up (an execution ends failed, an undo
+records its error), so Slack tells the truth, and the error is raised once more so the host keeps
+the message in the poison queue. A malformed message is logged and dropped: no retry can fix it. A
+delivery that finds another live worker holding the incident's lease fails, so the host brings it
+back later; on its last delivery it is dropped with a warning, since that worker (or, if it died,
+the timer's re-drive) finishes the work.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def remediation_executor(message: func.QueueMessage) -> None:
         incident_id, kind = str(work["incident_id"]), work.get("kind", "execute")
     except (ValueError, KeyError, TypeError) as error:
         logger.error("work message dropped: %s", error, extra={"message_id": message.id, "reason": str(error)})
+        return
+    if kind == "preview":
+        wiring.engine().refresh_previews(incident_id)
         return
     executor = wiring.executor()
     try:

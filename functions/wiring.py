@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from bot.compose import Slack
     from bot.notifier import SlackNotifier
+    from bot.outbox import OutboxWorker
     from remediation.actions.dispatch import ActionSet
     from remediation.compose import Components
     from remediation.engine import Engine
@@ -82,8 +83,17 @@ def slack() -> tuple[SlackSettings, WebClient] | None:
 
 
 def slack_notifier() -> SlackNotifier | None:
+    """What makes Slack show an incident (the outbox worker's); None when Slack is off."""
     configured: Slack | None = components().notifications()  # type: ignore[assignment]
-    return None if configured is None else configured.notifier
+    return None if configured is None else configured.publisher
+
+
+@functools.cache
+def outbox_worker() -> OutboxWorker:
+    """The Slack outbox's worker; SettingsError when Slack is not configured."""
+    from bot.compose import outbox_worker as build
+
+    return build(components())
 
 
 @functools.cache
@@ -100,3 +110,4 @@ def reset() -> None:
         components().close()
     components.cache_clear()
     slack_app.cache_clear()
+    outbox_worker.cache_clear()

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from remediation.clock import Clock, utcnow
@@ -292,6 +293,7 @@ class Components:
             enrich=lambda signal: self.push_policy().enrich(signal),
             previewer=Previewer(actions=self.actions(), snapshots=self.snapshots()),
             clock=self.clock,
+            retention=timedelta(days=self.settings.incident_retention_days),
         )
 
     def executor(self) -> Executor:

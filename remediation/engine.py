@@ -43,6 +43,9 @@ from remediation.work import WorkQueue
 logger = logging.getLogger(__name__)
 
 REDRIVE_AFTER = timedelta(minutes=5)
+DEFAULT_RETENTION = timedelta(days=90)
+PRUNE_EVERY = timedelta(days=1)
+ANNOUNCE_GRACE = timedelta(minutes=2)  # longer than the Slack outbox takes when Slack is well
 CATCH_UP_WINDOW = timedelta(minutes=10)
 _LIVE = (
     IncidentState.OPEN,
@@ -66,8 +69,11 @@ class Engine:
         enrich: Callable[[Signal], Signal] | None = None,
         previewer: Callable[[Incident], tuple[Mapping[str, Any], ...]] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._playbooks = playbooks
+        self._retention = retention
+        self._pruned_at: datetime | None = None
         self.incidents = incidents
         self._work = work
         self._enrich = enrich
@@ -95,13 +101,38 @@ class Engine:
                 self._after_signal(incident, opened=opened, signal=signal)
 
     def _after_signal(self, incident: Incident, *, opened: bool, signal: Signal) -> None:
-        if not opened:
+        if opened:
+            logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
+        elif signal.id == incident.signal.get("id") and not incident.announced:
+            # The opening signal again: its first handling stopped after the incident was opened
+            # (a failed preview write, announcement or enqueue released the claim). Finish it.
+            logger.warning("finishing an incident's opening", extra=_fields(incident, signal_id=signal.id))
+        else:
             self.notifier.incident_updated(incident)
             return
-        logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
-        incident = self._preview(incident)
+        if not incident.previews:
+            incident = self._preview(incident)
         self.notifier.incident_opened(incident)
         self._dispatch(incident)
+
+    def mark_announced(self, incident_id: str) -> Incident:
+        """The notifier posted the incident's message: the timer stops asking for it."""
+        current = self.incidents.get(incident_id)
+        if current is None:
+            raise UnknownIncident(incident_id)
+        if current.announced:
+            return current
+        return self.incidents.update(current, lambda incident: dataclasses.replace(incident, announced=True))
+
+    def announce_missing(self) -> list[Incident]:
+        """Ask again for the message of each live incident opened over `ANNOUNCE_GRACE` ago and never
+        announced (Slack was failing, or the process died between opening and announcing)."""
+        stale = self._clock() - ANNOUNCE_GRACE
+        missing = [i for i in self.incidents.live(states=_LIVE) if not i.announced and i.created_at <= stale]
+        for incident in missing:
+            logger.warning("incident never announced: announcing again", extra=_fields(incident))
+            self.notifier.incident_opened(incident)
+        return missing
 
     def approve(self, incident_id: str, *, user: str) -> Incident:
         """Record `user`'s approval; raises DecisionRefused with a reason to show them."""
@@ -168,15 +199,28 @@ class Engine:
             logger.warning("appended pending audit records", extra={"incidents": pending})
         changed = self.expire_due()
         self.redrive()
+        self.announce_missing()
         self.catch_up()
+        self.prune()
         return changed
+
+    def prune(self) -> int:
+        """At most once a day per worker: closed incidents past the retention leave the hot table."""
+        now = self._clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        self._pruned_at = now
+        pruned = self.incidents.prune(before=now - self._retention)
+        if pruned:
+            logger.info("closed incidents pruned", extra={"pruned": pruned, "retention_days": self._retention.days})
+        return pruned
 
     def catch_up(self) -> None:
         """Show recent news a notifier held back (the last folds of an alert storm inside its
         update interval): each live incident seen lately is announced again; a notifier that
         already shows its state does nothing."""
         recent = self._clock() - CATCH_UP_WINDOW
-        for incident in self.incidents.list(states=_LIVE):
+        for incident in self.incidents.live(states=_LIVE):
             if incident.last_seen >= recent:
                 self.notifier.incident_updated(incident)
 
@@ -187,7 +231,7 @@ class Engine:
         now = self._clock()
         stale = now - REDRIVE_AFTER
         waiting: list[Incident] = []
-        for incident in self.incidents.list(
+        for incident in self.incidents.live(
             states=[IncidentState.APPROVED, IncidentState.EXECUTING, IncidentState.SUCCEEDED]
         ):
             if incident.state is IncidentState.APPROVED and incident.updated_at <= stale:
@@ -229,12 +273,31 @@ class Engine:
             raise UnknownIncident(incident_id)
         updated = self.incidents.update(current, change, actor=actor)
         logger.info("decision recorded", extra=_fields(updated, actor=actor))
-        if preview:  # before the executor may see it: the approval binds to what the preview read
+        if preview and self._work is not None:
+            # Reading the targets is slow (a cluster, a registry): it runs from the work queue, which
+            # dispatches the incident afterwards, so the approval binds to what the preview read.
+            self._work.enqueue(incident_id=updated.id, kind="preview")
+            self._announce(updated, previous=current)
+            return updated
+        if preview:
             updated = self._preview(updated)
         self._announce(updated, previous=current)
         if current.state is not IncidentState.APPROVED:
             self._dispatch(updated)
         return updated
+
+    def refresh_previews(self, incident_id: str) -> Incident:
+        """The work queue's `preview` job: read each step's target after input, show it, dispatch."""
+        with incident_context(incident_id):
+            incident = self.incidents.get(incident_id)
+            if incident is None:
+                raise UnknownIncident(incident_id)
+            if incident.state not in (IncidentState.AWAITING_APPROVAL, IncidentState.ESCALATED, IncidentState.APPROVED):
+                return incident
+            updated = self._preview(incident)
+            self.notifier.incident_updated(updated)
+            self._dispatch(updated)
+            return updated
 
     def _preview(self, incident: Incident) -> Incident:
         """Record each step's preview: the approval binds to the target versions it shows."""

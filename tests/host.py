@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -28,8 +29,18 @@ def bindings(name: str) -> list[dict[str, Any]]:
     return list(json.loads(registered()[name].get_function_json())["bindings"])
 
 
+# What the host runs after each invocation, when a test has the host do it (the Slack outbox's
+# trigger, which a real host runs within moments of an enqueue).
+after_call: list[Callable[[], None]] = []
+
+
 def call(name: str, *args: Any) -> Any:
-    return registered()[name].get_user_function()(*args)
+    try:
+        return registered()[name].get_user_function()(*args)
+    finally:
+        if name != "slack_outbox":
+            for hook in list(after_call):
+                hook()
 
 
 def event_grid_event(event: dict[str, Any]) -> func.EventGridEvent:

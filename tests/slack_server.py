@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,6 +63,7 @@ class SlackServer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     url: str = ""
+    before_read: Callable[[], None] | None = None  # the host running the Slack outbox before we look
 
     def fail_next(self, method: str, *, status: int = 200, error: str = "", retry_after: int | None = None) -> None:
         """The next call of `method` gets `status` (429 with Retry-After) or `ok: false` with `error`."""
@@ -72,6 +73,8 @@ class SlackServer:
             self._failures.setdefault(method, []).append((status, body, headers))
 
     def called(self, method: str) -> list[Call]:
+        if self.before_read is not None:
+            self.before_read()
         with self._lock:
             return [call for call in self.calls if call.method == method]
 
@@ -189,6 +192,38 @@ class SlackTest:
         return [call.args["text"] for call in self.api.called("chat.postEphemeral") if call.args["user"] == user]
 
 
+def run_outbox(connection_string: str, queue_name: str, *, wait_seconds: float = 5.0) -> int:
+    """Run the `slack_outbox` trigger on every job, as the host does, until none is left: jobs put back
+    for later (Slack's Retry-After) are waited for, up to `wait_seconds`. The number of jobs run."""
+    import base64
+
+    from azure.core.exceptions import AzureError
+    from azure.storage.queue import QueueClient
+
+    ran, deadline = 0, time.monotonic() + wait_seconds
+    with QueueClient.from_connection_string(connection_string, queue_name, retry_total=0) as queue:
+        while True:
+            try:
+                batch = list(queue.receive_messages(max_messages=32, visibility_timeout=30))
+            except AzureError:  # no queue yet (nothing was ever queued), or storage is down: later
+                return ran
+            for message in batch:
+                body = base64.b64decode(message.content)
+                binding = host.queue_message(body, message_id=message.id, dequeue_count=message.dequeue_count or 1)
+                host.call("slack_outbox", binding)
+                queue.delete_message(message)
+                ran += 1
+            if batch:
+                continue
+            try:
+                waiting = queue.get_queue_properties().approximate_message_count or 0
+            except AzureError:
+                return ran
+            if not waiting or time.monotonic() >= deadline:
+                return ran
+            time.sleep(0.2)
+
+
 def block_actions(action_id: str, incident_id: str, *, user: str, channel: str) -> dict[str, Any]:
     """A block_actions payload shaped like samples/slack-block_actions.interaction-payload.json."""
     return {
@@ -219,10 +254,16 @@ def slack_fixture(app_tables: AppTables, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("SLACK_API_BASE_URL", server.url + "/api/")
     monkeypatch.setenv("SLACK_DEFAULT_CHANNEL", DEFAULT_CHANNEL)
     monkeypatch.setenv("SLACK_MESSAGES_TABLE", "slackmessages" + app_tables.events.removeprefix("events"))
+    outbox = "slack-outbox-" + app_tables.events.removeprefix("events")
+    monkeypatch.setenv("SLACK_OUTBOX_QUEUE", outbox)
+    # The account of the moment: a test may move the app to an Azurite of its own.
+    server.before_read = lambda: run_outbox(wiring.components().settings.storage_connection, outbox, wait_seconds=0)
+    host.after_call.append(server.before_read)
     wiring.reset()
     try:
         yield SlackTest(api=server, tables=app_tables)
     finally:
+        host.after_call.remove(server.before_read)
         wiring.reset()
         httpd.shutdown()
         httpd.server_close()

@@ -78,7 +78,10 @@ class TestRegistration:
             "registry_findings",
             "remediation_executor",
             "slack_events",
+            "slack_outbox",
         }
+        outbox = host.bindings("slack_outbox")[0]
+        assert (outbox["type"], outbox["queueName"]) == ("queueTrigger", "%SLACK_OUTBOX_QUEUE%")
         timer = host.bindings("approval_timeouts")[0]
         assert (timer["type"], timer["schedule"]) == ("timerTrigger", "0 * * * * *")
         assert host.bindings("registry_events")[0]["type"] == "eventGridTrigger"

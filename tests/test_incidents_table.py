@@ -161,12 +161,14 @@ def test_a_storm_across_instances_folds_into_one_incident(make_store: StoreFacto
 
 def test_folding_stops_after_the_window(store: TableIncidentStore) -> None:
     first, _ = store.open_or_fold(plan=make_plan(), signal=make_signal(), now=T0)
-    folded, new = store.open_or_fold(plan=make_plan(), signal=make_signal(), now=T0 + WINDOW)
+    folded, new = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:b"), now=T0 + WINDOW)
     assert not new and folded.id == first.id and folded.occurrences == 2
     later = T0 + 2 * WINDOW + timedelta(seconds=1)
-    second, new = store.open_or_fold(plan=make_plan(), signal=make_signal(), now=later)
+    second, new = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:c"), now=later)
     assert new and second.id != first.id and second.occurrences == 1
-    again, new = store.open_or_fold(plan=make_plan(), signal=make_signal(), now=later + timedelta(seconds=1))
+    again, new = store.open_or_fold(
+        plan=make_plan(), signal=make_signal(signal_id="defender:d"), now=later + timedelta(seconds=1)
+    )
     assert not new and again.id == second.id, "the group pointer moved to the new incident"
     assert store.get(first.id) == folded
 
@@ -183,12 +185,24 @@ def test_racing_first_alerts_of_a_new_group_open_one_incident(make_store: StoreF
 
     def first_alert(store: TableIncidentStore) -> tuple[Incident, bool]:
         barrier.wait(timeout=30)
-        return store.open_or_fold(plan=make_plan(), signal=make_signal(), now=T0)
+        signal = make_signal(signal_id=f"defender:first-{stores.index(store)}")
+        return store.open_or_fold(plan=make_plan(), signal=signal, now=T0)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(first_alert, stores, timeout=HANG_GUARD_SECONDS))
     assert sum(new for _, new in results) == 1 and len(stores[0].list()) == 1
     assert stores[0].list()[0].occurrences == 6
+
+
+def test_a_signal_delivered_again_is_not_counted_again(store: TableIncidentStore) -> None:
+    """A retry after a partial open, or an at-least-once redelivery, brings the same Signal id back."""
+    first, _ = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:a"), now=T0)
+    again, new = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:a"), now=T0)
+    assert (new, again.id, again.occurrences, again.revision) == (False, first.id, 1, first.revision)
+    other, _ = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:b"), now=T0)
+    redelivered, _ = store.open_or_fold(plan=make_plan(), signal=make_signal(signal_id="defender:b"), now=T0)
+    assert (other.occurrences, redelivered.occurrences) == (2, 2)
+    assert redelivered.revision == other.revision
 
 
 def test_manual_runs_and_ungrouped_plans_open_their_own(store: TableIncidentStore) -> None:

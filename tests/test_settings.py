@@ -47,6 +47,8 @@ OTHER_VALUES = {
     "REMEDIATION_INCIDENTS_TABLE": "otherincidents",
     "REMEDIATION_AUDIT_TABLE": "otheraudit",
     "REMEDIATION_ACTIONS_QUEUE": "other-actions",
+    "REMEDIATION_INCIDENT_RETENTION_DAYS": "30",
+    "SLACK_OUTBOX_QUEUE": "other-outbox",
     "REMEDIATION_SNAPSHOTS_CONTAINER": "othersnapshots",
     "REMEDIATION_PLAYBOOKS_DIR": "/srv/playbooks",
     "REMEDIATION_PROTECTED_NAMESPACES": "falco",

@@ -61,7 +61,8 @@ class TestTheTestVector:
         vector = sample()
         request = host.http_post("slack/events", vector["raw_body"].encode(), vector["headers"])
         secret = vector["signing_secret_for_test_only"]
-        app = build_app(engine=wiring.engine(), client=wiring.slack()[1], signing_secret=secret)
+        outbox = wiring.components().notifications().notifier  # type: ignore[union-attr]
+        app = build_app(engine=wiring.engine(), client=wiring.slack()[1], signing_secret=secret, outbox=outbox)
         assert app.dispatch(to_bolt_request(request)).status == 401  # five years past the replay window
 
         class Then:

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.functions.timer import TimerRequest
+from azure.storage.queue import QueueClient
 
 import host
 from functions import wiring
 from remediation.signals import decode_batch, parse_defender_alert
-from slack_server import DEFAULT_CHANNEL, SlackTest
+from slack_server import DEFAULT_CHANNEL, SlackTest, run_outbox
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 
 CLUSTER = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
@@ -158,20 +159,30 @@ class TestSlackFailures:
         assert time.perf_counter() - started < 5
         assert len(slack.api.called("chat.postMessage")) == 1
 
-    def test_the_last_word_survives_a_long_rate_limit(self, slack: SlackTest) -> None:
+    def test_a_rate_limited_update_waits_out_slacks_retry_after_on_the_queue(self, slack: SlackTest) -> None:
         post([pod_alert("limited-3")])
         [incident] = wiring.engine().incidents.list()
-        notifier = wiring.slack_notifier()
+        notifier, settings = wiring.slack_notifier(), wiring.components().settings
         assert notifier is not None
-        pauses: list[float] = []
-        notifier._sleep = pauses.append  # the executor's wait, without waiting
-        for _ in range(2):  # Retry-After too long for the client to wait: two updates fail
-            slack.api.fail_next("chat.update", status=429, retry_after=30)
-        rejected = wiring.engine().reject(incident.id, user="U000SECOPS1")  # its update is refused
+        slack.api.fail_next("chat.update", status=429, retry_after=30)
+        wiring.engine().reject(incident.id, user="U000SECOPS1")  # its update is refused, Retry-After 30 s
+        run_outbox(slack.tables.connection_string, settings.slack_outbox_queue, wait_seconds=0)
         assert notifier._messages.get(incident.id).state != "rejected"  # the record does not lie
-        notifier.incident_finished(rejected)  # refused once more, then shown after a pause
-        assert pauses == [2.0]
-        assert notifier._messages.get(incident.id).state == "rejected"
+        with QueueClient.from_connection_string(slack.tables.connection_string, settings.slack_outbox_queue) as queue:
+            assert queue.get_queue_properties().approximate_message_count == 1  # the job is back on the queue,
+            assert list(queue.receive_messages()) == []  # invisible until Slack's Retry-After has passed
+
+    def test_the_last_word_survives_a_rate_limit(self, slack: SlackTest) -> None:
+        post([pod_alert("limited-4")])
+        [incident] = wiring.engine().incidents.list()
+        for _ in range(2):
+            slack.api.fail_next("chat.update", status=429, retry_after=1)
+        started = time.monotonic()
+        wiring.engine().reject(incident.id, user="U000SECOPS1")
+        settings = wiring.components().settings
+        run_outbox(slack.tables.connection_string, settings.slack_outbox_queue, wait_seconds=10)
+        assert time.monotonic() - started >= 2  # two Retry-After waits, on the queue, not in a worker
+        assert wiring.slack_notifier()._messages.get(incident.id).state == "rejected"  # type: ignore[union-attr]
         assert "rejected" in json.dumps(slack.api.called("chat.update")[-1].args).lower()
 
     def test_an_unknown_channel_is_logged_and_the_alert_still_taken(self, slack: SlackTest) -> None:

@@ -76,6 +76,8 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
     if new.inputs != old.inputs:
         supplied = {key: value for key, value in new.inputs.items() if old.inputs.get(key) != value}
         return "input", None, {"params": supplied, "still_missing": [m.describe() for m in new.plan.missing]}
+    if new.undo_requested and not old.undo_requested:
+        return "undo_requested", None, {}
     if moved:
         return "transition", None, {"last_error": new.last_error} if new.last_error else {}
     if new.completed_steps != old.completed_steps:

@@ -65,13 +65,24 @@ def can_fold(incident: Incident, *, plan: Plan, now: datetime) -> bool:
     )
 
 
-def fold(incident: Incident, *, now: datetime) -> Incident:
-    """One more occurrence; out-of-order arrivals never move `last_seen` back."""
+RECENT_SIGNALS = 32  # folded Signal ids kept per incident: a redelivery comes back within seconds
+
+
+def fold(incident: Incident, *, now: datetime, signal_id: str | None = None) -> Incident:
+    """One more occurrence; out-of-order arrivals never move `last_seen` back.
+
+    Idempotent per Signal id: the opening Signal or a recently folded one, delivered again (a
+    retry after a partial open, an at-least-once redelivery), changes nothing.
+    """
+    if signal_id is not None and (signal_id == incident.signal.get("id") or signal_id in incident.recent_signals):
+        return incident
+    recent = (*incident.recent_signals, signal_id)[-RECENT_SIGNALS:] if signal_id else incident.recent_signals
     return dataclasses.replace(
         incident,
         occurrences=incident.occurrences + 1,
         last_seen=max(incident.last_seen, now),
         updated_at=max(incident.updated_at, now),
+        recent_signals=recent,
     )
 
 

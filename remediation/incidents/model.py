@@ -106,6 +106,9 @@ class Incident:
     undo_steps: int = 0  # steps undone so far, last first
     lease_until: datetime | None = None  # an executor is running the steps until then (renewed per step)
     undo_requested: bool = False  # an undo was asked for and has not finished: the timer re-drives it
+    announced: bool = False  # its message was posted; until then the timer asks for it again
+    recent_signals: tuple[str, ...] = ()  # ids of the latest folded Signals: a redelivered one is not counted twice
+    revision: int = field(default=0, compare=False)  # the store's count of writes: newer is larger, never a clock
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -148,6 +151,8 @@ class Incident:
             "undo_steps": self.undo_steps,
             "lease_until": None if self.lease_until is None else timestamp(self.lease_until),
             "undo_requested": self.undo_requested,
+            "announced": self.announced,
+            "recent_signals": list(self.recent_signals),
         }
 
     @classmethod
@@ -179,6 +184,8 @@ class Incident:
             undo_steps=int(data.get("undo_steps", 0)),
             lease_until=None if data.get("lease_until") is None else _parse_time(data["lease_until"]),
             undo_requested=bool(data.get("undo_requested", False)),
+            announced=bool(data.get("announced", False)),
+            recent_signals=tuple(data.get("recent_signals") or ()),
             etag=etag,
         )
 

@@ -113,6 +113,8 @@ class Settings:
     actions_queue: str = "remediation-actions"
     snapshots_container: str = "snapshots"
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
+    incident_retention_days: float = 90.0
+    slack_outbox_queue: str = "slack-outbox"
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     slack: SlackSettings | None = None  # None: SLACK_BOT_TOKEN unset or `slack_problem`; the engine only logs
@@ -147,6 +149,8 @@ class Settings:
             audit_table=_text(values, "REMEDIATION_AUDIT_TABLE"),
             actions_queue=_text(values, "REMEDIATION_ACTIONS_QUEUE"),
             snapshots_container=_text(values, "REMEDIATION_SNAPSHOTS_CONTAINER"),
+            incident_retention_days=_number(values, "REMEDIATION_INCIDENT_RETENTION_DAYS"),
+            slack_outbox_queue=_text(values, "SLACK_OUTBOX_QUEUE"),
             playbooks_dir=Path(playbooks) if playbooks else DEFAULT_PLAYBOOKS_DIR,
             kubernetes=_kubernetes(values),
             registry=_registry(values),

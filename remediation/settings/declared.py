@@ -63,6 +63,10 @@ DECLARED: tuple[Setting, ...] = (
     Setting("REMEDIATION_SNAPSHOTS_CONTAINER", "text",
             "the blob container of write-once snapshots taken before destructive steps", "snapshots"),
     Setting("REMEDIATION_PLAYBOOKS_DIR", "path", "the playbook folder; empty means `playbooks/` of the deployed app"),
+    Setting("REMEDIATION_INCIDENT_RETENTION_DAYS", "number", "closed incidents leave the incidents table this "
+            "many days after their last change (their audit chains stay)", "90"),
+    Setting("SLACK_OUTBOX_QUEUE", "text", "the queue of Slack work (messages, replies, App Home) the "
+            "`slack_outbox` function does off the click path", "slack-outbox"),
     Setting("REMEDIATION_PROTECTED_NAMESPACES", "list", "namespaces the Kubernetes actions never touch, besides "
             "kube-system, kube-public, kube-node-lease and gatekeeper-system (comma-separated)"),
     Setting("REMEDIATION_MAX_UNSCHEDULABLE_FRACTION", "fraction", "blast radius: the largest fraction of a "
