@@ -76,7 +76,8 @@ def _alert_to_post(env: AppEnvironment, index: int, node: str) -> tuple[str, flo
     returned = time.perf_counter()
     if response.status_code != 200:
         raise RuntimeError(f"defender_alerts_http answered {response.status_code}: {response.get_body()[:300]!r}")
-    posts = [(at, incident) for at, call in env.slack.since(before) if (incident := incident_of(call))]
+    arrived = env.slack.wait_for(before, incident_of)  # through the Slack outbox, as in Azure
+    posts = [(at, incident) for at, call in arrived if (incident := incident_of(call))]
     if len(posts) != 1:
         raise RuntimeError(f"alert {index} led to {len(posts)} incident messages, not one")
     [(posted, incident_id)] = posts

@@ -57,6 +57,15 @@ class StampedSlackServer(slack_server.SlackServer):
             self.stamps.append((arrived, self.calls[-1]))
         return answer
 
+    def wait_for(self, index: int, predicate: Any, *, seconds: float = 10.0) -> list[tuple[float, slack_server.Call]]:
+        """The calls since `index` once one satisfies `predicate` (the outbox is asynchronous)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            calls = self.since(index)
+            if any(predicate(call) for _, call in calls) or time.monotonic() > deadline:
+                return calls
+            time.sleep(0.005)
+
     def since(self, index: int) -> list[tuple[float, slack_server.Call]]:
         with self._stamp_lock:
             return self.stamps[index:]
@@ -101,6 +110,19 @@ class AppEnvironment:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_server.sign(body)}
         return func.HttpRequest("POST", "http://localhost:7071/api/slack/events", headers=headers, body=body)
 
+    def settle(self, *, seconds: float = 60.0) -> None:
+        """Wait until the Slack outbox has no job left (the host's outbox trigger has caught up)."""
+        from azure.storage.queue import QueueClient
+
+        deadline = time.monotonic() + seconds
+        with QueueClient.from_connection_string(self.azurite.connection_string, "slack-outbox") as queue:
+            while time.monotonic() < deadline:
+                if not queue.get_queue_properties().approximate_message_count:
+                    time.sleep(0.2)  # the job in hand, if any, finishes
+                    if not queue.get_queue_properties().approximate_message_count:
+                        return
+                time.sleep(0.05)
+
     def summary(self) -> dict[str, Any]:
         return {"warnings": len(self.log.warnings), "first_warnings": self.log.warnings[:3]}
 
@@ -124,6 +146,44 @@ def forget_requests(kube: KubeServer) -> None:
     kube._loop.call_soon_threadsafe(clear)
     if not done.wait(5):
         raise RuntimeError("kmock's event loop did not answer")
+
+
+class OutboxRunner:
+    """The host's listener on the Slack outbox queue: polls it and calls `slack_outbox` per job."""
+
+    def __init__(self, connection_string: str, queue_name: str = "slack-outbox", *, poll: float = 0.01) -> None:
+        self._connection_string, self._queue_name, self._poll = connection_string, queue_name, poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-slack-outbox", daemon=True)
+
+    def __enter__(self) -> OutboxRunner:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        import base64
+
+        from azure.storage.queue import QueueClient
+
+        with QueueClient.from_connection_string(self._connection_string, self._queue_name) as queue:
+            while not self._stop.is_set():
+                try:
+                    batch = list(queue.receive_messages(max_messages=16, visibility_timeout=60))
+                except Exception:  # the queue is created with the first job
+                    batch = []
+                for message in batch:
+                    body = base64.b64decode(message.content)
+                    try:
+                        host.call("slack_outbox", host.queue_message(body, message_id=message.id))
+                        queue.delete_message(message)
+                    except Exception:  # the host would retry it; here it is simply left to come back
+                        logging.getLogger(__name__).exception("outbox job failed")
+                if not batch:
+                    self._stop.wait(self._poll)
 
 
 @contextmanager
@@ -152,7 +212,8 @@ def app_environment() -> Iterator[AppEnvironment]:
             root.setLevel(logging.INFO)  # what the Functions host collects by default
             wiring.reset()
             try:
-                yield AppEnvironment(azurite=azurite, slack=slack, kube=kube, log=counter)
+                with OutboxRunner(azurite.connection_string):
+                    yield AppEnvironment(azurite=azurite, slack=slack, kube=kube, log=counter)
             finally:
                 wiring.reset()
                 root.removeHandler(counter)

@@ -23,7 +23,8 @@ from azure.data.tables import TableClient
 from azurite import Azurite
 from bench.environment import TESTS  # noqa: F401 - puts tests/ on sys.path
 from remediation.incidents import IncidentState, new_incident_id, open_incident, reject
-from remediation.store.incidents import TableIncidentStore, _tag, entity_of
+from remediation.store.incident_rows import entity_of, tag
+from remediation.store.incidents import TableIncidentStore
 from test_incidents import DIRECTORY, T0, make_plan, make_signal
 
 SIZES = (1_000, 100_000)
@@ -116,7 +117,7 @@ def _load_closed(table: TableClient, *, closed: int) -> None:
         for n in range(group[1]):
             at = T0 - timedelta(days=30, seconds=n)
             incident = open_incident(
-                plan=plan, signal=make_signal(), now=at, incident_id=new_incident_id(at) + _tag(plan.group_key)
+                plan=plan, signal=make_signal(), now=at, incident_id=new_incident_id(at) + tag(plan.group_key)
             )
             batch.append(("create", entity_of(reject(incident, user="U_BOB", at=at, directory=DIRECTORY))))
         table.submit_transaction(batch)

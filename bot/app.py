@@ -34,11 +34,17 @@ def build_app(*, engine: Engine, client: WebClient, signing_secret: str, outbox:
     queues what Slack should show (`outbox`); only opening the input modal, whose trigger expires in
     3 seconds, calls Slack inside the click."""
     from slack_bolt import App
+    from slack_bolt.authorization import AuthorizeResult
+
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        # The one workspace's bot token, without Bolt's `auth.test` on the first request: a click
+        # never waits on Slack.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=client.token)
 
     app = App(
         client=client,
         signing_secret=signing_secret,
-        token_verification_enabled=False,
+        authorize=authorize,
         process_before_response=True,
         logger=logging.getLogger("bot.bolt"),
     )

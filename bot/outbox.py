@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,15 +40,25 @@ class StorageJobQueue:
     """The outbox on Azure Storage: base64 messages, as the Functions queue trigger reads them."""
 
     def __init__(self, *, connection_string: str, queue_name: str = QUEUE) -> None:
-        from remediation.store.clients import base64_queue
-
-        self._queue = base64_queue(connection_string, queue_name=queue_name)
+        self._connection_string, self._queue_name = connection_string, queue_name
+        self._queue: Any = None
+        self._lock = threading.Lock()
 
     def send(self, text: str, *, delay: int = 0) -> None:
-        self._queue.send_message(text.encode(), visibility_timeout=delay or None)
+        self._client().send_message(text.encode(), visibility_timeout=delay or None)
+
+    def _client(self) -> Any:
+        """Connected (and the queue created) on the first job, not when the app is composed."""
+        from remediation.store.clients import base64_queue
+
+        with self._lock:
+            if self._queue is None:
+                self._queue = base64_queue(self._connection_string, queue_name=self._queue_name)
+            return self._queue
 
     def close(self) -> None:
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
 
 
 class Outbox:

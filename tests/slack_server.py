@@ -64,6 +64,7 @@ class SlackServer:
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     url: str = ""
     before_read: Callable[[], None] | None = None  # the host running the Slack outbox before we look
+    throttle_all: bool = False  # every call answered 429 with Retry-After 30, as during a Slack incident
 
     def fail_next(self, method: str, *, status: int = 200, error: str = "", retry_after: int | None = None) -> None:
         """The next call of `method` gets `status` (429 with Retry-After) or `ok: false` with `error`."""
@@ -81,6 +82,8 @@ class SlackServer:
     def answer(self, method: str, args: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], dict]:
         with self._lock:
             self.calls.append(Call(method, args, headers))
+            if self.throttle_all:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"}
             queued = self._failures.get(method)
             if queued:
                 return queued.pop(0)
@@ -263,7 +266,8 @@ def slack_fixture(app_tables: AppTables, monkeypatch: pytest.MonkeyPatch) -> Ite
     try:
         yield SlackTest(api=server, tables=app_tables)
     finally:
-        host.after_call.remove(server.before_read)
+        if server.before_read in host.after_call:  # a test may have stopped the outbox on purpose
+            host.after_call.remove(server.before_read)
         wiring.reset()
         httpd.shutdown()
         httpd.server_close()

@@ -19,7 +19,8 @@ from azure.data.tables import TableClient
 
 from remediation.clock import utcnow
 from remediation.incidents import IncidentState, new_incident_id, open_incident, reject, transition
-from remediation.store.incidents import INDEX_SUFFIX, TableIncidentStore, _tag, entity_of
+from remediation.store.incident_rows import INDEX_SUFFIX, entity_of, tag
+from remediation.store.incidents import TableIncidentStore
 from test_incidents import DIRECTORY, T0, make_plan, make_signal
 
 S = IncidentState
@@ -146,7 +147,7 @@ def seed_closed(table: TableClient, *, groups: int, per_group: int) -> None:
 
 
 def _id(group_key: str, at: datetime) -> str:
-    return new_incident_id(at) + _tag(group_key)
+    return new_incident_id(at) + tag(group_key)
 
 
 def test_live_reads_only_the_live_rows_among_500_closed(tables: Tables) -> None:

@@ -39,15 +39,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
-import hashlib
-import json
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.audit import AuditEvent, AuditLog, canonical_json
+from remediation.audit import AuditEvent, AuditLog
 from remediation.clock import Clock, timestamp, utcnow
 from remediation.incidents import (
     TERMINAL_FOR_GROUPING,
@@ -68,31 +65,26 @@ from remediation.signals.model import Signal
 from remediation.store.audit import MAX_ATTEMPTS, StoreContention, TableAuditLog, pause_before_retry
 from remediation.store.clients import make_table_client
 from remediation.store.closing import Closing
+from remediation.store.incident_rows import (
+    INDEX_PARTITION,
+    INDEX_SUFFIX,
+    ORPHAN_GRACE,
+    Row,
+    group_partition,
+    group_row,
+    partition_of,
+    row_of,
+    tag,
+    to_entity,
+)
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
 DEFAULT_TABLE = "incidents"
-LEGACY_PARTITION = "incident"
-PARTITION_PREFIX = "incident-"
-TAG_DIGITS = 8
-GROUP_PREFIX = "group-"
-INDEX_SUFFIX = "live"
-INDEX_PARTITION = "live"
-ORPHAN_GRACE = timedelta(hours=1)  # far beyond any writer's time between its index row and its write
-MAX_PROPERTY_BYTES = 63 * 1024  # a Table string property holds 64 KiB of UTF-16
-_JSON_COLUMNS = frozenset({"plan", "signal", "approvals", "inputs", "step_results", "previews", "recent_signals"})
 _INCIDENT_ROWS = "PartitionKey ge 'incident' and PartitionKey lt 'incident.' and RowKey ge 'inc-' and RowKey lt 'inc.'"
-_HEX = frozenset("0123456789abcdef")
 _CONFLICTS = frozenset({409, 412})
 GROUP_LOCK_STRIPES = 64
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Row:
-    incident: Incident
-    revision: int
-    outbox: tuple[tuple[int, AuditEvent], ...]  # (revision, event), oldest first
 
 
 class TableIncidentStore(Closing):
@@ -160,7 +152,7 @@ class TableIncidentStore(Closing):
     ) -> tuple[Incident, bool]:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        pointer_key = (_group_partition(plan.group_key), _group_row(plan.group_key))
+        pointer_key = (group_partition(plan.group_key), group_row(plan.group_key))
         pointer = self._entity(*pointer_key) if grouped else None
         for attempt in range(self._max_attempts):
             current = self._read(pointer["incident_id"]) if pointer is not None else None
@@ -176,7 +168,7 @@ class TableIncidentStore(Closing):
                 except ResourceNotFoundError:
                     pass
             else:
-                incident_id = new_incident_id(now) + _tag(plan.group_key)
+                incident_id = new_incident_id(now) + tag(plan.group_key)
                 opened = open_incident(plan=plan, signal=signal, now=now, requester=requester, incident_id=incident_id)
                 created = self._create(opened, pointer=pointer, grouped=grouped)
                 if created is not None:
@@ -234,7 +226,7 @@ class TableIncidentStore(Closing):
             choices = " or ".join(f"state eq @s{index}" for index in range(len(wanted)))
             query += f" and ( {choices} )"  # the SDK finds @names only between spaces
         rows = self._table.query_entities(query, parameters=parameters)
-        return sorted((_row(entity).incident for entity in rows), key=lambda incident: incident.id)
+        return sorted((row_of(entity).incident for entity in rows), key=lambda incident: incident.id)
 
     def prune(self, *, before: datetime) -> int:
         """See `IncidentStore.prune`: a scan of the closed rows, for a daily retention run."""
@@ -242,7 +234,7 @@ class TableIncidentStore(Closing):
         query = f"{_INCIDENT_ROWS} and updated_at lt @before and ( {closed} )"
         pruned = 0
         for entity in self._table.query_entities(query, parameters={"before": timestamp(before)}):
-            row = _row(entity)
+            row = row_of(entity)
             incident = self._flush(row.incident, row.outbox)  # what the log lacks goes there first
             if is_live(incident) or (row.outbox and incident.etag == row.incident.etag):
                 continue
@@ -262,10 +254,10 @@ class TableIncidentStore(Closing):
         except ResourceNotFoundError:
             return None
 
-    def _read(self, incident_id: str) -> _Row | None:
-        partition = _partition_of(incident_id)
+    def _read(self, incident_id: str) -> Row | None:
+        partition = partition_of(incident_id)
         entity = None if partition is None else self._entity(partition, incident_id)
-        return None if entity is None else _row(entity)
+        return None if entity is None else row_of(entity)
 
     def _sweep(self) -> tuple[builtins.list[Incident], int]:
         """Read the indexed incidents: the live ones, and how many had audit pending (appended now).
@@ -324,7 +316,7 @@ class TableIncidentStore(Closing):
         operations: list[Any] = [
             ("delete", {"PartitionKey": partition, "RowKey": incident.id}, {**unchanged, "etag": incident.etag})
         ]
-        pointer = self._entity(partition, _group_row(incident.group_key)) if incident.group_key else None
+        pointer = self._entity(partition, group_row(incident.group_key)) if incident.group_key else None
         if pointer is not None and pointer.get("incident_id") == incident.id:
             operations.append(("delete", pointer, {**unchanged, "etag": pointer.metadata["etag"]}))
         try:
@@ -336,7 +328,7 @@ class TableIncidentStore(Closing):
         self._index.delete_entity(INDEX_PARTITION, incident.id)  # a leftover entry, if any
         return 1
 
-    def _write(self, current: _Row, new: Incident, *, event: AuditEvent | None) -> Incident:
+    def _write(self, current: Row, new: Incident, *, event: AuditEvent | None) -> Incident:
         """Replace `current` by `new` if nobody wrote it meanwhile (else ResourceModifiedError), then audit."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
@@ -349,7 +341,7 @@ class TableIncidentStore(Closing):
         elif not is_live(new):
             index_etag = self._index_etag(new.id)  # read before the write: removed on it after
         written = self._table.update_entity(
-            _to_entity(new, revision=revision, outbox=outbox),
+            to_entity(new, revision=revision, outbox=outbox),
             mode=UpdateMode.REPLACE,
             etag=current.incident.etag,
             match_condition=MatchConditions.IfNotModified,
@@ -366,10 +358,10 @@ class TableIncidentStore(Closing):
 
         event = describe(None, incident)
         outbox = ((1, event),) if event is not None else ()
-        entity = _to_entity(incident, revision=1, outbox=outbox)
+        entity = to_entity(incident, revision=1, outbox=outbox)
         operations: list[Any] = [("create", entity)]
         if grouped:
-            target = {"PartitionKey": entity["PartitionKey"], "RowKey": _group_row(incident.group_key)}
+            target = {"PartitionKey": entity["PartitionKey"], "RowKey": group_row(incident.group_key)}
             target["incident_id"] = incident.id
             if pointer is None:
                 operations.append(("create", target))
@@ -396,7 +388,7 @@ class TableIncidentStore(Closing):
             return incident
         for revision, event in outbox:
             self.audit.append(incident_id=incident.id, event=event, revision=revision)
-        cleared = {"PartitionKey": _partition_of(incident.id), "RowKey": incident.id, "outbox": "[]"}
+        cleared = {"PartitionKey": partition_of(incident.id), "RowKey": incident.id, "outbox": "[]"}
         try:
             written = self._table.update_entity(
                 cleared, mode=UpdateMode.MERGE, etag=incident.etag, match_condition=MatchConditions.IfNotModified
@@ -404,68 +396,3 @@ class TableIncidentStore(Closing):
         except ResourceModifiedError:
             return incident  # a newer write carries these events on, and the log skips them by revision
         return dataclasses.replace(incident, etag=written["etag"])
-
-
-def _digest(group_key: str) -> str:
-    return hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _group_row(group_key: str) -> str:
-    return GROUP_PREFIX + _digest(group_key)
-
-
-def _tag(group_key: str) -> str:
-    """The id suffix naming the partition: the group's, or a partition of its own when ungrouped."""
-    return _digest(group_key)[:TAG_DIGITS] if group_key else secrets.token_hex(TAG_DIGITS // 2)
-
-
-def _group_partition(group_key: str) -> str:
-    return PARTITION_PREFIX + _tag(group_key)
-
-
-def _partition_of(incident_id: str) -> str | None:
-    """Where the row of `incident_id` lives; None for a text no store ever gave out."""
-    digits = incident_id.removeprefix("inc-")
-    if digits == incident_id or not set(digits) <= _HEX:
-        return None
-    if len(digits) == 20 + TAG_DIGITS:
-        return PARTITION_PREFIX + digits[-TAG_DIGITS:]
-    return LEGACY_PARTITION if len(digits) == 20 else None
-
-
-def entity_of(incident: Incident, *, revision: int = 1) -> dict[str, Any]:
-    """The row of a new `incident` with nothing pending: what a bulk loader (the benchmark) writes."""
-    return _to_entity(incident, revision=revision, outbox=())
-
-
-def _to_entity(incident: Incident, *, revision: int, outbox: Sequence[tuple[int, AuditEvent]]) -> dict[str, Any]:
-    partition = _partition_of(incident.id)
-    if partition is None:
-        raise ValueError(f"{incident.id!r} is not an id this store gave out")
-    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": incident.id, "revision": revision}
-    columns = {**incident.to_json(), "outbox": [_event_json(r, e) for r, e in outbox]}
-    for key, value in columns.items():
-        if key in _JSON_COLUMNS or key == "outbox":
-            value = canonical_json(value)
-        if isinstance(value, str) and len(value.encode("utf-16-le", "surrogatepass")) > MAX_PROPERTY_BYTES:
-            raise ValueError(f"incident {incident.id}: {key} is too large to store ({len(value)} characters)")
-        if value is not None:
-            entity[key] = value
-    return entity
-
-
-def _row(entity: TableEntity) -> _Row:
-    data = {key: json.loads(value) if key in _JSON_COLUMNS else value for key, value in entity.items()}
-    outbox = tuple(_event_from_json(item) for item in json.loads(entity.get("outbox", "[]")))
-    revision = int(entity.get("revision", 0))
-    incident = dataclasses.replace(Incident.from_json(data, etag=entity.metadata["etag"]), revision=revision)
-    return _Row(incident=incident, revision=revision, outbox=outbox)
-
-
-def _event_json(revision: int, event: AuditEvent) -> dict[str, Any]:
-    return {**dataclasses.asdict(event), "at": timestamp(event.at), "revision": revision}
-
-
-def _event_from_json(data: dict[str, Any]) -> tuple[int, AuditEvent]:
-    fields = {key: value for key, value in data.items() if key != "revision"}
-    return int(data["revision"]), AuditEvent(**{**fields, "at": datetime.fromisoformat(fields["at"])})
