@@ -58,6 +58,7 @@ class KubernetesSettings:
     request_timeout_seconds: float = 30.0
     retry_attempts: int = 5
     retry_max_seconds: float = 60.0
+    clusters: frozenset[str] = frozenset()  # lower-cased AKS resource ids and kubeconfig names acted on
 
     def __post_init__(self) -> None:
         if not 0 < self.max_unschedulable_fraction <= 1:
@@ -80,6 +81,8 @@ class SlackSettings:
     default_channel: str | None = None
     api_base_url: str = SLACK_API_BASE_URL
     messages_table: str = "slackmessages"
+    team_id: str | None = None  # None: any workspace the signing secret verifies
+    app_id: str | None = None  # None: any app
 
     def __post_init__(self) -> None:
         if not self.api_base_url.endswith("/"):
@@ -114,6 +117,9 @@ class Settings:
     snapshots_container: str = "snapshots"
     playbooks_dir: Path = DEFAULT_PLAYBOOKS_DIR
     incident_retention_days: float = 90.0
+    viewers: tuple[str, ...] = ()  # user ids and @group handles who may read incidents besides approvers
+    audit_key: str | None = field(default=None, repr=False)  # HMAC key of the audit chain
+    audit_old_keys: tuple[str, ...] = field(default=(), repr=False)
     slack_outbox_queue: str = "slack-outbox"
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -150,6 +156,9 @@ class Settings:
             actions_queue=_text(values, "REMEDIATION_ACTIONS_QUEUE"),
             snapshots_container=_text(values, "REMEDIATION_SNAPSHOTS_CONTAINER"),
             incident_retention_days=_number(values, "REMEDIATION_INCIDENT_RETENTION_DAYS"),
+            viewers=tuple(_items(values, "REMEDIATION_VIEWERS")),
+            audit_key=_raw(values, "REMEDIATION_AUDIT_KEY") or None,
+            audit_old_keys=tuple(_items(values, "REMEDIATION_AUDIT_OLD_KEYS")),
             slack_outbox_queue=_text(values, "SLACK_OUTBOX_QUEUE"),
             playbooks_dir=Path(playbooks) if playbooks else DEFAULT_PLAYBOOKS_DIR,
             kubernetes=_kubernetes(values),
@@ -158,6 +167,12 @@ class Settings:
             slack_problem=slack_problem,
             azure=_azure(values),
         )
+
+
+def _items(env: Mapping[str, str], name: str, *, lower: bool = False) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    items = [item.strip() for item in _raw(env, name).split(",") if item.strip()]
+    return [item.lower() for item in items] if lower else items
 
 
 def _raw(env: Mapping[str, str], name: str) -> str:
@@ -180,6 +195,7 @@ def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:
         request_timeout_seconds=_number(env, "REMEDIATION_K8S_REQUEST_TIMEOUT_SECONDS"),
         retry_attempts=int(_number(env, "REMEDIATION_K8S_RETRY_ATTEMPTS")),
         retry_max_seconds=_number(env, "REMEDIATION_K8S_RETRY_MAX_SECONDS"),
+        clusters=frozenset(_items(env, "REMEDIATION_CLUSTERS", lower=True)),
     )
 
 
@@ -216,6 +232,8 @@ def _slack(env: Mapping[str, str]) -> SlackSettings | None:
         default_channel=_raw(env, "SLACK_DEFAULT_CHANNEL") or None,
         api_base_url=_url(env, "SLACK_API_BASE_URL"),
         messages_table=_text(env, "SLACK_MESSAGES_TABLE"),
+        team_id=_raw(env, "SLACK_TEAM_ID") or None,
+        app_id=_raw(env, "SLACK_APP_ID") or None,
     )
 
 

@@ -67,6 +67,14 @@ DECLARED: tuple[Setting, ...] = (
             "many days after their last change (their audit chains stay)", "90"),
     Setting("SLACK_OUTBOX_QUEUE", "text", "the queue of Slack work (messages, replies, App Home) the "
             "`slack_outbox` function does off the click path", "slack-outbox"),
+    Setting("REMEDIATION_CLUSTERS", "list", "the clusters the bot may act on: AKS resource ids or kubeconfig "
+            "names (comma-separated); an alert about any other cluster is shown without actions"),
+    Setting("REMEDIATION_VIEWERS", "list", "who besides a playbook's approvers may list and read incidents in "
+            "Slack: user ids and @user-group handles (comma-separated)"),
+    Setting("REMEDIATION_AUDIT_KEY", "text", "the HMAC-SHA256 key of the audit chain (a Key Vault reference in "
+            "Azure); records carry its key id, so it can rotate", secret=True),
+    Setting("REMEDIATION_AUDIT_OLD_KEYS", "list", "keys the audit chain was signed with before a rotation "
+            "(comma-separated), for `remediate audit verify`", secret=True),
     Setting("REMEDIATION_PROTECTED_NAMESPACES", "list", "namespaces the Kubernetes actions never touch, besides "
             "kube-system, kube-public, kube-node-lease and gatekeeper-system (comma-separated)"),
     Setting("REMEDIATION_MAX_UNSCHEDULABLE_FRACTION", "fraction", "blast radius: the largest fraction of a "
@@ -91,6 +99,9 @@ DECLARED: tuple[Setting, ...] = (
     Setting("SLACK_DEFAULT_CHANNEL", "text", "the channel for incidents whose playbook names none"),
     Setting("SLACK_API_BASE_URL", "url", "Slack's Web API address; tests point it at a local server",
             SLACK_API_BASE_URL, example=""),
+    Setting("SLACK_TEAM_ID", "text", "the one Slack workspace (team id, `T...`) whose requests are taken; "
+            "empty: any workspace the signing secret verifies"),
+    Setting("SLACK_APP_ID", "text", "the one Slack app (`A...`) whose requests are taken; empty: any"),
     Setting("SLACK_MESSAGES_TABLE", "text", "incident -> Slack message (channel, ts), so later news updates one "
             "message", "slackmessages"),
     Setting("AZURE_RESOURCE_MANAGER_ENDPOINT", "url", "Azure Resource Manager's address (sovereign clouds, tests); "
