@@ -40,6 +40,10 @@ from azurite import Azurite  # noqa: E402
 from functions import wiring  # noqa: E402
 from kube_api import KubeServer, write_kubeconfig  # noqa: E402
 
+CLUSTER_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks-prod"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-weu"
+)
 MINING_ALERT = TESTS / "fixtures" / "defender-alert-k8s-node-digitalcurrencymining.continuous-export.json"
 
 
@@ -229,7 +233,8 @@ def _settings(azurite: Azurite, slack: StampedSlackServer, kubeconfig: str) -> d
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "REMEDIATION_ACTIONS_QUEUE": "remediation-actions",
-        "REMEDIATION_KUBECONFIGS": json.dumps({"aks-prod-weu": kubeconfig}),
+        "REMEDIATION_KUBECONFIGS": json.dumps({CLUSTER_ID: kubeconfig}),
+        "REMEDIATION_CLUSTERS": CLUSTER_ID,
         "SLACK_BOT_TOKEN": slack_server.BOT_TOKEN,
         "SLACK_SIGNING_SECRET": slack_server.SIGNING_SECRET,
         "SLACK_API_BASE_URL": slack.url + "/api/",

@@ -3,14 +3,19 @@
 `bot.notifier` posts and updates it (one message per incident), `bot.interactions` and
 `bot.commands` reuse it for Details and `/remediate show`; `bot.views` builds the modal and App
 Home from the same pieces. The buttons' `value` is the incident id; their action ids are the
-constants below, which `bot.app` routes. Everything taken from an alert is escaped and cut
-(`bot.limits`), so no alert can make the API call fail.
+constants below, which `bot.app` routes. Everything taken from an alert (title, description,
+resource names, parameters, preview summaries and errors) is escaped and cut (`bot.limits`), so no
+alert can mention anyone, broadcast, link elsewhere or make the API call fail; the one link is to
+portal.azure.com. Each step shows its preview (what it would do to which target version); a step a
+guard rail refused at preview says which guard, and Approve is then not offered at all.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from bot.limits import (
     BUTTON_TEXT,
@@ -48,6 +53,17 @@ _STATE_ICONS: Mapping[IncidentState, str] = {
     _S.UNDONE: ":leftwards_arrow_with_hook:",
 }
 _RUNNING = frozenset({_S.APPROVED, _S.EXECUTING, _S.SUCCEEDED, _S.FAILED, _S.UNDONE})
+_DECIDABLE = frozenset({_S.AWAITING_APPROVAL, _S.ESCALATED})
+PORTAL = "https://portal.azure.com"
+_PORTAL_HOST = "portal.azure.com"
+_GUARD = re.compile(r"^guard '([^']+)'")
+_ROUTES = {
+    "defender_alerts_eventhub": "Event Hub (continuous export)",
+    "defender_alerts_eventgrid": "Event Grid",
+    "defender_alerts_http": "HTTP (workflow automation)",
+    "registry_events": "Event Grid (registry)",
+}
+_LINK_MAX = 1500
 
 
 def incident_text(incident: Incident) -> str:
@@ -56,7 +72,7 @@ def incident_text(incident: Incident) -> str:
     headline = (
         f"{signal.get('severity', '?')} {signal.get('type', 'alert')}: {signal.get('title') or incident.playbook}"
     )
-    return cut(f"[{incident.state.value}] {headline} ({incident.id})", FALLBACK_TEXT)
+    return cut(f"[{incident.state.value}] {escape(headline)} ({incident.id})", FALLBACK_TEXT)
 
 
 def incident_blocks(incident: Incident, *, buttons: bool = True) -> list[dict[str, Any]]:
@@ -67,6 +83,8 @@ def incident_blocks(incident: Incident, *, buttons: bool = True) -> list[dict[st
         {"type": "section", "text": mrkdwn(f"*Why:* {escape(incident.plan.reason or incident.playbook)}")},
         {"type": "section", "text": mrkdwn(_steps(incident))},
     ]
+    if previews := _previews(incident):
+        blocks.append({"type": "section", "text": mrkdwn(previews)})
     if incident.plan.missing:
         wanted = "\n".join(f"• {escape(missing.describe())}" for missing in incident.plan.missing)
         blocks.append({"type": "section", "text": mrkdwn(f"*Needs input:*\n{wanted}")})
@@ -112,8 +130,9 @@ def button(text: str, *, action_id: str, value: str, style: str | None = None) -
 
 def _headline(incident: Incident) -> str:
     signal = incident.signal
-    title = signal.get("title") or signal.get("type") or incident.playbook
-    return f"{_STATE_ICONS.get(incident.state, '')} {str(signal.get('severity', '')).capitalize()} {title}".strip()
+    title = escape(str(signal.get("title") or signal.get("type") or incident.playbook))
+    severity = escape(str(signal.get("severity", ""))).capitalize()
+    return f"{_STATE_ICONS.get(incident.state, '')} {severity} {title}".strip()
 
 
 def _what_happened(incident: Incident) -> str:
@@ -126,12 +145,85 @@ def _what_happened(incident: Incident) -> str:
     ]
     if incident.occurrences > 1:
         lines[-1] += f" · {incident.occurrences} occurrences, last {incident.last_seen.isoformat(timespec='seconds')}"
-    link = signal.get("link")
-    if isinstance(link, str) and link.startswith("https://") and len(link) < 1500:
-        lines.append(f"<{escape(link)}|Open the alert in Defender for Cloud>")
+    route = _ROUTES.get(str(signal.get("route") or ""))
+    if route:
+        lines.append(f"*Arrived by:* {route}")
+    description = signal.get("description")
+    if isinstance(description, str) and description.strip():
+        lines.append(f"*Description:* {escape(cut(description.strip(), 1000))}")
+    link = portal_link(signal)
+    if link is not None:
+        lines.append(f"<{link}|Open in the Azure portal>")
     if incident.requester:
         lines.append(f"*Requested by:* <@{incident.requester}> (manual run)")
     return "\n".join(lines)
+
+
+def portal_link(signal: Mapping[str, Any]) -> str | None:
+    """A link to portal.azure.com only: the alert's own when it points there, else the portal page of
+    the cluster or registry the alert names; None when neither is known. Ready for `<link|text>`."""
+    link = signal.get("link")
+    if isinstance(link, str) and len(link) < _LINK_MAX and _on_portal(link):
+        return escape(link)
+    targets = signal.get("targets") or {}
+    for key in ("cluster_resource_id", "registry_resource_id"):
+        resource_id = targets.get(key)
+        if isinstance(resource_id, str) and resource_id.lower().startswith("/subscriptions/"):
+            return escape(f"{PORTAL}/#@/resource{quote(resource_id, safe='/')}")
+    return None
+
+
+def _on_portal(link: str) -> bool:
+    if any(char in link for char in "|<> \t\r\n"):
+        return False
+    try:
+        parts = urlsplit(link)
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme == "https" and parts.hostname == _PORTAL_HOST and port is None and not parts.username
+
+
+def guard_refusals(incident: Incident) -> list[tuple[int, str]]:
+    """(step, guard name) for every step a guard rail refused at preview: such an incident is never approvable."""
+    refused = []
+    for preview in incident.previews:
+        found = _GUARD.match(str(preview.get("error") or ""))
+        if found:
+            refused.append((int(preview.get("step", 0)), found.group(1)))
+    return refused
+
+
+def _previews(incident: Incident) -> str:
+    """What each step would do, as previewed when the incident opened; empty when nothing was previewed."""
+    lines = []
+    for preview in sorted(incident.previews, key=lambda p: int(p.get("step", 0))):
+        number = int(preview.get("step", 0)) + 1
+        error = preview.get("error")
+        if error:
+            guard = _GUARD.match(str(error))
+            if guard:
+                lines.append(f"{number}. :no_entry: refused by guard *{escape(guard.group(1))}*: {escape(str(error))}")
+            else:
+                lines.append(f"{number}. :warning: could not be previewed: {escape(str(error))}")
+            continue
+        line = f"{number}. {escape(str(preview.get('summary') or ''))}"
+        if preview.get("noop"):
+            line += " (nothing to do)"
+        target = preview.get("target")
+        if isinstance(target, Mapping) and target:
+            line += f" · target {escape(_target(target))}"
+        other = (preview.get("changes") or {}).get("other_tags")
+        if isinstance(other, list) and other:
+            line += f"\n    also stops being pullable: {escape(', '.join(str(tag) for tag in other))}"
+        lines.append(line)
+    if not lines:
+        return ""
+    return "*Preview:*\n" + "\n".join(lines)
+
+
+def _target(target: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in target.items() if value not in (None, "", [], {}))
 
 
 def _steps(incident: Incident) -> str:
@@ -181,7 +273,9 @@ def _mention(entry: str) -> str:
 def _buttons(incident: Incident) -> list[dict[str, Any]]:
     value = incident.id
     details = button("Details", action_id=DETAILS, value=value)
-    if incident.state in (_S.AWAITING_APPROVAL, _S.ESCALATED):
+    if incident.state in _DECIDABLE and guard_refusals(incident):
+        return [details]  # a guard rail refused a step: nothing to approve (the engine closes it)
+    if incident.state in _DECIDABLE:
         return [
             button("Approve", action_id=APPROVE, value=value, style="primary"),
             button("Reject", action_id=REJECT, value=value, style="danger"),

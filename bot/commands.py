@@ -2,8 +2,9 @@
 
 Neighbours: `bot.app` routes the slash command here and acknowledges with the returned answer
 (`response_type: ephemeral`). `run` builds a synthetic Signal for the playbook from `key=value`
-targets and opens a manual incident through `Engine.open_manual` (the requester may not approve
-it); `simulate` normalises pasted event JSON and plans it like `remediate simulate`, storing nothing.
+targets and asks `Engine.run_manual` for a manual incident (approvers of the playbook only, its
+conditions must hold, previewed; the requester may not approve it); `simulate` normalises pasted
+event JSON and plans it like `remediate simulate`, storing nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.blocks import incident_blocks
+from bot.directory import Visibility
 from bot.limits import FALLBACK_TEXT, SECTION_TEXT, cut, escape
+from bot.views import NOT_VISIBLE
 from remediation.engine import Engine
 from remediation.incidents import WAITING, DecisionRefused, IncidentState, UnknownIncident
-from remediation.plans import ApprovalMode
-from remediation.playbooks.matcher import build_plan
 from remediation.signals import TARGET_FIELDS, Rejection, Severity, Signal, Targets, decode_batch, parse_any
 
 HELP = """*`/remediate`* — the remediation bot
-• `list` — open incidents
-• `show ID` — one incident with its buttons
+• `list` — open incidents (approvers and viewers)
+• `show ID` — one incident with its buttons (its approvers and viewers)
 • `undo ID` — revert a succeeded incident (approvers only)
 • `run PLAYBOOK key=value ...` — a manual run; targets are Signal fields (e.g. `namespace=shop pod=web-1`); \
 another approver must approve it
@@ -37,8 +38,9 @@ Note = Callable[[str, str], None]
 
 
 class Commands:
-    def __init__(self, *, engine: Engine, note: Note | None = None) -> None:
+    def __init__(self, *, engine: Engine, visibility: Visibility, note: Note | None = None) -> None:
         self._engine = engine
+        self._visibility = visibility
         self._note = note
 
     def answer(self, *, text: str, user: str) -> dict[str, Any]:
@@ -56,7 +58,10 @@ class Commands:
             return _reply(HELP if verb in ("", "help") else f"Unknown command `{escape(verb)}`.\n{HELP}")
         return handler(rest.strip(), user)
 
-    def _list(self, _: str, __: str) -> dict[str, Any]:
+    def _list(self, _: str, user: str) -> dict[str, Any]:
+        policies = (playbook.approval for playbook in self._engine.playbooks)
+        if not self._visibility.may_see_any(user=user, policies=policies):
+            return _reply(NOT_VISIBLE)
         incidents = self._engine.incidents.live(states=OPEN_STATES)
         if not incidents:
             return _reply("No open incidents.")
@@ -66,22 +71,29 @@ class Commands:
         ]
         return _reply(f"{len(incidents)} open incident(s):\n" + "\n".join(lines))
 
-    def _show(self, incident_id: str, _: str) -> dict[str, Any]:
+    def _show(self, incident_id: str, user: str) -> dict[str, Any]:
         incident = self._engine.incidents.get(incident_id) if incident_id else None
+        if incident is not None and not self._visibility.may_see(incident, user=user):
+            return _reply(NOT_VISIBLE)
         if incident is None:
             return _reply(f"There is no incident `{escape(incident_id)}`. Try `/remediate list`.")
         return {**_reply(f"Incident {incident.id}"), "blocks": incident_blocks(incident)}
 
     def _undo(self, incident_id: str, user: str) -> dict[str, Any]:
         try:
-            self._engine.request_undo(incident_id, user=user)
+            incident = self._engine.request_undo(incident_id, user=user)
         except DecisionRefused as refused:
             return _reply(f"Not undone: {refused.reason}")
         except UnknownIncident:
             return _reply(f"There is no incident `{escape(incident_id)}`.")
+        undo = incident.undo
+        verb = "requested" if undo is None or undo.requester == user else "approved"
+        progress = f" ({undo.progress()})" if undo is not None and undo.required else ""
         if self._note is not None:
-            self._note(incident_id, f":leftwards_arrow_with_hook: Undo requested by <@{user}> with /remediate")
-        return _reply(f"Undo of `{incident_id}` queued for the executor.")
+            self._note(incident_id, f":leftwards_arrow_with_hook: Undo {verb} by <@{user}> with /remediate{progress}")
+        if incident.undo_requested:
+            return _reply(f"Undo of `{incident_id}` queued for the executor.")
+        return _reply(f"Undo of `{incident_id}` {verb}{progress}: other approvers must approve it before it runs.")
 
     def _run(self, arguments: str, user: str) -> dict[str, Any]:
         try:
@@ -96,14 +108,13 @@ class Commands:
         unknown = sorted(set(targets) - set(TARGET_FIELDS))
         if unknown:
             return _reply(f"Unknown target field(s): {escape(', '.join(unknown))}. Known: {', '.join(TARGET_FIELDS)}")
-        if not playbook.approval.approvers:
-            return _reply(f"Playbook `{name}` names no approvers, so a manual run of it could never be approved.")
         signal = _manual_signal(playbook.source, playbook.types[0], targets=targets, user=user)
-        plan = build_plan(playbook, signal)
-        if plan is None:
-            return _reply(f"Playbook `{name}` has no step for these targets (every step's `when` left it out).")
-        plan = dataclasses.replace(plan, approval=dataclasses.replace(plan.approval, mode=ApprovalMode.REQUIRED))
-        incident = self._engine.open_manual(plan=plan, signal=signal, requester=user)
+        if playbook.min_severity is not None:  # a person asking is the alert: as severe as the playbook asks
+            signal = dataclasses.replace(signal, severity=playbook.min_severity)
+        try:
+            incident = self._engine.run_manual(playbook=name, signal=signal, requester=user)
+        except DecisionRefused as refused:
+            return _reply(f"Not run: {escape(refused.reason)}")
         return _reply(f"Opened `{incident.id}` ({incident.state.value}); another approver must approve it.")
 
     def _simulate(self, text: str, _: str) -> dict[str, Any]:

@@ -73,6 +73,7 @@ def slack_app(components: Components) -> App:
         client=slack.client,
         signing_secret=slack.settings.signing_secret,
         outbox=slack.notifier,
+        viewers=components.settings.viewers,
     )
 
 

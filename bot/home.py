@@ -1,6 +1,7 @@
 """App Home: on `app_home_opened`, publish the open incidents and the last ten decisions.
 
-Neighbours: `bot.app` queues a `home` job on the Slack outbox when the tab opens; `bot.outbox`'s
+Neighbours: `bot.app` queues a `home` job on the Slack outbox when the tab opens, only for a reader
+`bot.directory.Visibility` allows (anyone else gets `bot.views.refused_home_view` at once); `bot.outbox`'s
 worker calls `publish_home`; `bot.views.home_view` renders. Incidents come from the store's live
 index (no table scan); the last decisions are those on live incidents.
 """
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.commands import OPEN_STATES
+from bot.limits import escape
 from bot.views import home_view
 from remediation.engine import Engine
 from remediation.incidents import Incident
@@ -30,8 +32,9 @@ def last_decisions(incidents: Iterable[Incident], *, count: int = LAST_DECISIONS
     """(time, text) of the latest approvals and rejections, newest first."""
     decisions = []
     for incident in incidents:
+        playbook = escape(incident.playbook)
         for approval in incident.approvals:
-            decisions.append((approval.at, f"<@{approval.user}> approved `{incident.id}` ({incident.playbook})"))
+            decisions.append((approval.at, f"<@{approval.user}> approved `{incident.id}` ({playbook})"))
         if incident.rejected_by:
             decisions.append((incident.updated_at, f"<@{incident.rejected_by}> rejected `{incident.id}`"))
     return sorted(decisions, key=lambda decision: decision[0], reverse=True)[:count]

@@ -1,7 +1,9 @@
 """Block Kit beyond the incident message: Details, the input modal and App Home. Pure functions.
 
 Neighbours: `bot.blocks` (the incident message and its pieces), `bot.interactions` (opens the
-modal, shows Details), `bot.home` (publishes App Home). The modal's inputs are named
+modal, shows Details), `bot.home` (publishes App Home), `bot.app` (App Home's refusal). Whoever
+calls these has already checked that the reader may see the incident (`bot.directory.Visibility`);
+everything from an alert is escaped here as in `bot.blocks`. The modal's inputs are named
 `param:<name>` so a validation error can name the field it belongs to.
 """
 
@@ -31,6 +33,8 @@ from remediation.incidents import Incident
 INPUT_CALLBACK = "incident.input.submit"
 PARAM_BLOCK = "param:"
 PARAM_ACTION = "value"
+# Names nobody: a refusal must not tell a stranger whom to ask for a remediation.
+NOT_VISIBLE = "You cannot see incidents here: only approvers and the configured viewers can."
 
 
 def details_blocks(incident: Incident) -> list[dict[str, Any]]:
@@ -87,6 +91,11 @@ def submitted_values(view: dict[str, Any]) -> dict[str, str]:
             if isinstance(value, str) and value.strip():
                 typed[block_id.removeprefix(PARAM_BLOCK)] = value.strip()
     return typed
+
+
+def refused_home_view() -> dict[str, Any]:
+    """App Home for someone who may see no incident: says so, and names nobody to ask."""
+    return {"type": "home", "blocks": [{"type": "section", "text": mrkdwn(NOT_VISIBLE)}]}
 
 
 def home_view(*, incidents: Iterable[Incident], decisions: Iterable[tuple[datetime, str]]) -> dict[str, Any]:

@@ -112,15 +112,16 @@ class Components:
 
     # -- storage -----------------------------------------------------------------------------------
     def incidents(self) -> TableIncidentStore:
+        return self._once("incidents", self._incidents)
+
+    def _incidents(self) -> TableIncidentStore:
         from remediation.store.incidents import TableIncidentStore
 
         s = self.settings
-        return self._once(
-            "incidents",
-            lambda: TableIncidentStore.from_connection_string(
-                s.storage_connection, table_name=s.incidents_table, audit_table=s.audit_table
-            ),
+        store = TableIncidentStore.from_connection_string(
+            s.storage_connection, table_name=s.incidents_table, audit_table=s.audit_table
         )
+        return keyed_audit(store, s)
 
     def ledger(self) -> TableEventLedger:
         from remediation.store.events import TableEventLedger
@@ -322,6 +323,17 @@ class Components:
             close = getattr(value, "close", None)
             if callable(close):
                 close()
+
+
+def keyed_audit(store: TableIncidentStore, settings: Settings) -> TableIncidentStore:
+    """`store` with its audit log sealing and verifying with the settings' keys (REMEDIATION_AUDIT_KEY,
+    REMEDIATION_AUDIT_OLD_KEYS); without a key the chain stays unkeyed, as `remediation.audit` says."""
+    from remediation.audit import AuditKeys
+    from remediation.store.audit import TableAuditLog
+
+    if isinstance(store.audit, TableAuditLog):
+        store.audit = store.audit.with_keys(AuditKeys(current=settings.audit_key, old=settings.audit_old_keys))
+    return store
 
 
 def compose(

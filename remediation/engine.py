@@ -28,15 +28,22 @@ from remediation.incidents import (
     StaticDirectory,
     UnknownIncident,
     approve,
+    approve_undo,
     is_approver,
+    is_policy_approver,
     on_timeout,
+    refuse_guarded,
     reject,
+    reject_undo,
+    request_undo,
     supply_input,
 )
 from remediation.logcontext import incident_context
 from remediation.notifier import LoggingNotifier, Notifier
-from remediation.plans import Plan
+from remediation.plans import ApprovalMode, Plan
 from remediation.playbooks import PlaybookSet
+from remediation.playbooks.explain import why_not
+from remediation.playbooks.matcher import build_plan
 from remediation.signals import Signal
 from remediation.work import WorkQueue
 
@@ -134,8 +141,16 @@ class Engine:
             self.notifier.incident_opened(incident)
         return missing
 
+    def is_approver(self, incident: Incident, *, user: str) -> bool:
+        """May `user` decide about `incident` (approve, reject, supply its input)?"""
+        return is_approver(incident, user=user, directory=self._directory)
+
     def approve(self, incident_id: str, *, user: str) -> Incident:
-        """Record `user`'s approval; raises DecisionRefused with a reason to show them."""
+        """Record `user`'s approval (of the pending undo, on a succeeded incident); raises
+        DecisionRefused with a reason to show them."""
+        current = self.incidents.get(incident_id)
+        if current is not None and current.state is IncidentState.SUCCEEDED:
+            return self._undo_decision(current, approve_undo, user=user)
 
         def change(incident: Incident) -> Incident:
             return approve(incident, user=user, at=self._clock(), directory=self._directory)
@@ -143,54 +158,89 @@ class Engine:
         return self._decide(incident_id, change, actor=user)
 
     def reject(self, incident_id: str, *, user: str) -> Incident:
+        """Stop a waiting incident, or withdraw the pending undo of a succeeded one."""
+        current = self.incidents.get(incident_id)
+        if current is not None and current.state is IncidentState.SUCCEEDED:
+            return self._undo_decision(current, reject_undo, user=user)
+
         def change(incident: Incident) -> Incident:
             return reject(incident, user=user, at=self._clock(), directory=self._directory)
 
         return self._decide(incident_id, change, actor=user)
 
     def supply_input(self, incident_id: str, *, user: str, params: Mapping[str, Any]) -> Incident:
-        """Fill parameters the Signal lacked; the caller has validated the values."""
+        """Fill parameters the Signal lacked (approvers only); the caller has validated the values.
+        The incident then awaits approval, whatever the playbook's mode."""
 
         def change(incident: Incident) -> Incident:
-            return supply_input(incident, params=params, at=self._clock())
+            return supply_input(incident, params=params, at=self._clock(), user=user, directory=self._directory)
 
         return self._decide(incident_id, change, actor=user, preview=True)
 
+    def run_manual(self, *, playbook: str, signal: Signal, requester: str) -> Incident:
+        """`/remediate run`: an approver of `playbook` runs it on `signal` (built from their targets).
+
+        The playbook's `on` and `when` must hold, as for an alert; the run always needs another
+        approver's approval and is previewed like any incident. DecisionRefused says why not.
+        """
+        found = self.playbooks.get(playbook)
+        if found is None:
+            raise DecisionRefused(f"there is no playbook {playbook}")
+        if not is_policy_approver(found.approval, user=requester, directory=self._directory):
+            raise DecisionRefused(f"only an approver of playbook {playbook} may run it")
+        refusal = why_not(found, signal)
+        if refusal is not None:
+            raise DecisionRefused(f"playbook {playbook} does not apply to these targets: {refusal}")
+        plan = build_plan(found, signal)
+        if plan is None:
+            raise DecisionRefused(
+                f"playbook {playbook} has no step for these targets (every step's `when` left it out)"
+            )
+        required = dataclasses.replace(plan.approval, mode=ApprovalMode.REQUIRED)
+        return self.open_manual(plan=dataclasses.replace(plan, approval=required), signal=signal, requester=requester)
+
     def open_manual(self, *, plan: Plan, signal: Signal, requester: str) -> Incident:
-        """A person's run of a playbook: always its own incident, which `requester` may not approve."""
+        """A person's run of a plan: always its own incident, which `requester` may not approve,
+        previewed before it is shown. Who may run what is `run_manual`'s business."""
         incident, _ = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock(), requester=requester)
-        logger.info("manual incident opened", extra=_fields(incident, requester=requester))
-        self.notifier.incident_opened(incident)
-        self._dispatch(incident)
+        with incident_context(incident.id):
+            logger.info("manual incident opened", extra=_fields(incident, requester=requester))
+            incident = self._preview(incident)
+            self.notifier.incident_opened(incident)
+            self._dispatch(incident)
         return incident
 
     def request_undo(self, incident_id: str, *, user: str) -> Incident:
-        """Put a succeeded incident's undo on the work queue for the executor (which records the undo).
+        """An approver asks to undo a succeeded incident (`remediation.incidents.undo`).
 
-        Only an approver of the incident may ask, and only when every inverse is non-destructive; a
-        destructive undo would need its own approval, which is not built (DecisionRefused says so).
+        An undo that re-grants access or lifts a containment waits for the playbook's
+        `min_approvals` from other approvers (asking again, as another approver, is approving);
+        any other is queued at once. Steps that cannot be undone refuse it whole.
         """
-        incident = self.incidents.get(incident_id)
-        if incident is None:
+        current = self.incidents.get(incident_id)
+        if current is None:
             raise UnknownIncident(incident_id)
-        if incident.state is not IncidentState.SUCCEEDED:
-            raise DecisionRefused(f"only a succeeded incident can be undone; {incident.id} is {incident.state.value}")
-        if not is_approver(incident, user=user, directory=self._directory):
-            raise DecisionRefused(f"only an approver of playbook {incident.playbook} may undo its incidents")
-        blockers = undo_blockers(incident.plan)
+        blockers = undo_blockers(current.plan)
         if blockers:
-            raise DecisionRefused(
-                "this undo needs its own approval, which is not supported yet: " + "; ".join(blockers)
-            )
+            raise DecisionRefused("this incident cannot be undone: " + "; ".join(blockers))
+        return self._undo_decision(current, request_undo, user=user)
+
+    def _undo_decision(self, current: Incident, decide: Callable[..., Incident], *, user: str) -> Incident:
+        """Apply an undo decision; the one that sets `undo_requested` puts the undo on the work queue."""
         if self._work is None:
             raise DecisionRefused("no executor queue is configured, so nothing can be undone here")
-        # Recorded before the enqueue: if the message is lost, or its worker dies, the timer re-drives it.
-        incident = self.incidents.update(
-            incident, lambda current: dataclasses.replace(current, undo_requested=True), actor=user
-        )
-        self._work.enqueue(incident_id=incident.id, kind="undo")
-        logger.info("undo requested", extra=_fields(incident, actor=user))
-        return incident
+        with incident_context(current.id):
+
+            def change(incident: Incident) -> Incident:
+                return decide(incident, user=user, at=self._clock(), directory=self._directory)
+
+            # Recorded before the enqueue: if the message is lost, or its worker dies, the timer re-drives it.
+            updated = self.incidents.update(current, change, actor=user)
+            logger.info("undo decision recorded", extra=_fields(updated, actor=user, queued=updated.undo_requested))
+            if updated.undo_requested:
+                self._work.enqueue(incident_id=updated.id, kind="undo")
+            self.notifier.incident_updated(updated)
+            return updated
 
     def on_timer(self) -> list[Incident]:
         """The minute tick: audit left pending by a crashed writer first, then timeouts."""
@@ -300,11 +350,21 @@ class Engine:
             return updated
 
     def _preview(self, incident: Incident) -> Incident:
-        """Record each step's preview: the approval binds to the target versions it shows."""
+        """Record each step's preview: the approval binds to the target versions it shows.
+
+        A preview a guard rail refused closes the incident at once, saying which guard and step
+        (`refuse_guarded`): nobody is asked to approve what can never run.
+        """
         if self._previewer is None or incident.plan.missing:
             return incident
         previews = self._previewer(incident)
-        return self.incidents.update(incident, lambda current: dataclasses.replace(current, previews=previews))
+        now = self._clock()
+        previewed = self.incidents.update(
+            incident, lambda current: refuse_guarded(dataclasses.replace(current, previews=previews), at=now)
+        )
+        if previewed.state is not incident.state:
+            logger.warning("refused by a guard rail", extra=_fields(previewed, reason=previewed.last_error))
+        return previewed
 
     def _dispatch(self, incident: Incident) -> None:
         """Hand an approved incident to the executor; the executor's claim makes a repeat harmless."""
@@ -332,7 +392,7 @@ def _abandoned(incident: Incident, *, now: datetime) -> bool:
 
 
 def undo_blockers(plan: Plan) -> list[str]:
-    """Why the plan's steps cannot be undone without a new approval (empty: they can)."""
+    """Why the plan's steps cannot be undone at all (empty: they can, with `incidents.undo`'s approvals)."""
     blockers = []
     for step in plan.steps:
         spec = get_action(step.action)

@@ -30,6 +30,7 @@ from remediation.actions.runtime import (
     TargetVersion,
     TransientFailure,
 )
+from remediation.audit import truncate_json
 from remediation.clock import utcnow
 from remediation.failures import InProgressElsewhere
 from remediation.incidents import (
@@ -50,6 +51,7 @@ from remediation.plans import PlannedStep
 
 logger = logging.getLogger(__name__)
 
+MAX_PREVIEW_CHANGES = 4000  # characters of a step's previewed changes kept on the incident (shown in Slack)
 LEASE = timedelta(minutes=15)  # longer than any step (MAX_STEP_SECONDS); host.json's functionTimeout is longer
 RENEW_EVERY = timedelta(minutes=1)  # a long step's progress renews the lease at most this often
 
@@ -350,4 +352,11 @@ class Previewer:
             logger.warning("preview failed", extra=_fields(incident, step=index, reason=str(error)))
             return {"step": index, "error": str(error)[:500]}
         target = preview.target.to_json() if preview.target else None
-        return {"step": index, "summary": preview.summary[:1000], "target": target, "noop": preview.noop}
+        changes = truncate_json(dict(preview.changes), max_chars=MAX_PREVIEW_CHANGES)
+        return {
+            "step": index,
+            "summary": preview.summary[:1000],
+            "target": target,
+            "noop": preview.noop,
+            "changes": changes,
+        }

@@ -38,6 +38,15 @@ class AppTables:
         return TableClient.from_connection_string(self.connection_string, table_name=name)
 
 
+FIXTURE_CLUSTERS = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-aks-prod"
+    "/providers/Microsoft.ContainerService/managedClusters/aks-prod-weu",
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1",
+    "/subscriptions/1111111-1111-1111-111-11111111/resourceGroups/qek8dm0-azure-k8stest"
+    "/providers/Microsoft.ContainerService/managedClusters/k8s--295-aks1-28-otc-dev-v4",
+)
+
+
 @pytest.fixture
 def app_tables(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> Iterator[AppTables]:
     """Point the Function App at Azurite with fresh tables, and build its engine anew."""
@@ -52,6 +61,8 @@ def app_tables(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) 
     monkeypatch.setenv("REMEDIATION_INCIDENTS_TABLE", tables.incidents)
     monkeypatch.setenv("REMEDIATION_AUDIT_TABLE", tables.audit)
     monkeypatch.setenv("REMEDIATION_ACTIONS_QUEUE", tables.queue)
+    # The clusters the fixtures' alerts name: the bot acts on no other (tests of the allow-list set their own).
+    monkeypatch.setenv("REMEDIATION_CLUSTERS", ",".join(FIXTURE_CLUSTERS))
     wiring.use()  # nothing handed in besides settings, unless a test says so
     yield tables
     wiring.use()

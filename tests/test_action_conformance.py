@@ -22,6 +22,7 @@ from remediation.actions.catalogue import ActionClass
 from remediation.actions.container_registry import RegistryClients, RegistryRuntime
 from remediation.actions.dispatch import ActionSet, ActionsNotBuildable
 from remediation.actions.kubernetes import ClusterClients, KubernetesRuntime, KubernetesSettings
+from remediation.actions.kubernetes.params import EXAMPLE_CLUSTER_ID
 from remediation.actions.runtime import Outcome, StepContext
 from remediation.retry import RetryPolicy
 from remediation.store.snapshots import InMemorySnapshotStore
@@ -137,7 +138,11 @@ def _by_name(cls: ActionClass) -> str:
 @pytest.fixture
 def world(kube: KubeServer, tmp_path: Path) -> Iterator[World]:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=kube.url)
-    settings = KubernetesSettings(kubeconfigs={"aks-prod-weu": kubeconfig}, request_timeout_seconds=5)
+    settings = KubernetesSettings(  # the examples name the cluster by kubeconfig and by AKS id: both listed
+        kubeconfigs={"aks-prod-weu": kubeconfig},
+        clusters=frozenset({"aks-prod-weu", EXAMPLE_CLUSTER_ID.lower()}),
+        request_timeout_seconds=5,
+    )
     clock = FakeClock()
     k8s_retry = RetryPolicy(attempts=2, max_seconds=10, sleep=clock.sleep, clock=clock)
     with AcrServer(tmp_path) as acr:

@@ -270,10 +270,15 @@ def test_the_registry_role_grants_exactly_what_the_catalogue_and_the_runtime_dec
 
 
 def test_the_committed_permission_manifests_are_generated_from_the_catalogue() -> None:
-    from remediation.actions.manifests import render_cluster_role, render_registry_role
+    from remediation.actions.admission import render_admission_policy
+    from remediation.actions.manifests import render_break_glass_role, render_cluster_role, render_registry_role
 
     root = Path(__file__).resolve().parents[1]
     regenerate = "regenerate with: python -m remediation.actions.docs"
     assert (root / "deploy/kubernetes/rbac.yaml").read_text(encoding="utf-8") == render_cluster_role(), regenerate
+    glass = (root / "deploy/kubernetes/break-glass.yaml").read_text(encoding="utf-8")
+    assert glass == render_break_glass_role(), regenerate
+    admission = (root / "deploy/kubernetes/admission-policy.yaml").read_text(encoding="utf-8")
+    assert admission == render_admission_policy(), regenerate
     registry_role = root / "deploy/azure/registry-remediator-role.json"
     assert registry_role.read_text(encoding="utf-8") == render_registry_role(), regenerate

@@ -6,6 +6,7 @@ Tampering goes through a raw TableClient on the same table, the way someone with
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import uuid
@@ -20,11 +21,13 @@ from remediation.audit import (
     GENESIS_HASH,
     MAX_DETAILS_CHARS,
     AuditEvent,
+    AuditKeys,
     AuditLog,
     AuditProblem,
     InMemoryAuditLog,
     canonical_json,
     check_chain,
+    key_id,
     seal,
 )
 from remediation.store.audit import TableAuditLog
@@ -222,3 +225,45 @@ def test_table_revision_makes_a_repeated_append_a_no_op(log: TableAuditLog) -> N
     assert log.append(incident_id=inc, event=event(1), revision=3) is not None
     assert log.append(incident_id=inc, event=event(1), revision=2) is None
     assert [r.seq for r in log.records(inc)] == [1, 2] and log.verify(inc) == []
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+OLD, NEW = AuditKeys(current="old-" + "o" * 28), AuditKeys(current="new-" + "n" * 28, old=("old-" + "o" * 28,))
+
+
+def test_a_keyed_record_is_an_hmac_naming_its_key() -> None:
+    record = seal(incident_id="inc-1", seq=1, prev_hash=GENESIS_HASH, event=event(0), keys=OLD)
+    assert record.key_id == key_id("old-" + "o" * 28) and record.body()["key_id"] == record.key_id
+    assert record.hash != record.computed_hash() and record.hash == record.computed_hash(b"old-" + b"o" * 28)
+    assert "o" * 28 not in repr(OLD)
+
+
+def test_records_under_an_old_key_verify_only_while_it_is_kept(log: TableAuditLog, raw: TableClient) -> None:
+    one = incident_id()
+    fill(log.with_keys(OLD), one, 2)
+    fill(log.with_keys(NEW), one, 2)  # rotated mid-chain
+    assert [r.key_id for r in log.records(one)] == [key_id(OLD.current or "")] * 2 + [key_id(NEW.current or "")] * 2
+    assert log.with_keys(NEW).verify(one) == []
+    [problem] = log.with_keys(AuditKeys(current=NEW.current)).verify(one)
+    assert (problem.kind, problem.seq) == ("cannot check", 1) and "records 1, 2 are sealed with key id" in str(problem)
+    unkeyed = log.verify(one)  # no key at all: nothing keyed can be checked
+    assert [(p.kind, p.seq) for p in unkeyed] == [("cannot check", 1), ("cannot check", 3)]
+
+
+def test_an_edit_re_sealed_without_the_key_is_found(log: TableAuditLog, raw: TableClient) -> None:
+    one = incident_id()
+    fill(log.with_keys(NEW), one, 3)
+    forged = dataclasses.replace(log.records(one)[2], actor="mallory")
+    forged = dataclasses.replace(forged, hash=forged.computed_hash())  # plain SHA-256: all an editor can do
+    raw.update_entity(
+        {"PartitionKey": one, "RowKey": "0000000003", "actor": "mallory", "hash": forged.hash}, mode=UpdateMode.MERGE
+    )
+    raw.update_entity({"PartitionKey": one, "RowKey": "head", "last_hash": forged.hash}, mode=UpdateMode.MERGE)
+    assert [(p.kind, p.seq) for p in log.with_keys(NEW).verify(one)] == [("edited", 3)]
+
+
+def test_memory_log_seals_with_its_keys() -> None:
+    memory = InMemoryAuditLog(keys=NEW)
+    fill(memory, "inc-a", 3)
+    assert {r.key_id for r in memory.records("inc-a")} == {key_id(NEW.current or "")} and memory.verify() == []

@@ -19,8 +19,12 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from azurite import Azurite
 from expected_targets import EXPECTED, fixture_path
+from remediation.audit import key_id
 from remediation.cli import main as remediate
+from remediation.cli.audit import UNKEYED
+from remediation.compose import keyed_audit
 from remediation.incidents import Incident
+from remediation.settings import Settings
 from remediation.signals import TARGET_FIELDS
 from remediation.store.incidents import TableIncidentStore
 from test_event_ledger import closed_port_connection_string
@@ -175,8 +179,8 @@ def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[st
 
 
 def test_audit_verify_clean_chains_exit_0(opened: list[Incident], capsys: pytest.CaptureFixture[str]) -> None:
-    assert verify(capsys) == (0, [], ["2 audit chain(s) checked, 0 problem(s)"])
-    assert verify(capsys, "--incident", opened[0].id) == (0, [], ["1 audit chain(s) checked, 0 problem(s)"])
+    assert verify(capsys) == (0, [], [UNKEYED, "2 audit chain(s) checked, 0 problem(s)"])
+    assert verify(capsys, "--incident", opened[0].id) == (0, [], [UNKEYED, "1 audit chain(s) checked, 0 problem(s)"])
 
 
 def test_audit_verify_an_edited_record_exits_1(
@@ -187,9 +191,43 @@ def test_audit_verify_an_edited_record_exits_1(
         audit = service.get_table_client(account.audit_table)
         audit.update_entity({"PartitionKey": edited, "RowKey": "0000000001", "actor": "mallory"}, mode=UpdateMode.MERGE)
     code, out, err = verify(capsys)
-    assert (code, err) == (1, ["2 audit chain(s) checked, 1 problem(s)"])
+    assert (code, err) == (1, [UNKEYED, "2 audit chain(s) checked, 1 problem(s)"])
     assert out == [f"audit {edited} seq 1: edited: content does not match its hash"]
     assert verify(capsys, "--incident", opened[0].id)[0] == 0
+
+
+def test_audit_verify_checks_keyed_chains_across_a_key_rotation(
+    account: AuditAccount, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REMEDIATION_AUDIT_KEY", "old-key-" + "o" * 24)
+    with keyed_audit(account.store(), Settings.from_env()) as store:
+        sealed = store.open_or_fold(plan=make_plan(), signal=make_signal(), now=T0)[0]
+    old_id = key_id("old-key-" + "o" * 24)
+    assert store.audit.records(sealed.id)[0].key_id == old_id
+    assert verify(capsys) == (0, [], ["1 audit chain(s) checked, 0 problem(s)"])
+
+    monkeypatch.setenv("REMEDIATION_AUDIT_KEY", "new-key-" + "n" * 24)  # rotated, the old key kept for verify
+    monkeypatch.setenv("REMEDIATION_AUDIT_OLD_KEYS", "old-key-" + "o" * 24)
+    assert verify(capsys) == (0, [], ["1 audit chain(s) checked, 0 problem(s)"])
+
+    monkeypatch.delenv("REMEDIATION_AUDIT_OLD_KEYS")  # the old key forgotten: its records cannot be checked
+    code, out, err = verify(capsys)
+    assert (code, err) == (1, ["1 audit chain(s) checked, 1 problem(s)"])
+    assert out == [
+        f"audit {sealed.id} seq 1: cannot check: record 1 is sealed with key id {old_id}, which is neither "
+        "REMEDIATION_AUDIT_KEY nor in REMEDIATION_AUDIT_OLD_KEYS"
+    ]
+
+
+def test_audit_verify_with_a_key_reports_unkeyed_records(
+    account: AuditAccount, opened: list[Incident], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REMEDIATION_AUDIT_KEY", "k" * 32)
+    code, out, _ = verify(capsys, "--incident", opened[0].id)
+    assert code == 1
+    assert out == [
+        f"audit {opened[0].id} seq 1: unkeyed: record 1 is sealed without a key: it proves ordering, not authorship"
+    ]
 
 
 def test_audit_verify_names_an_incident_that_does_not_exist(
@@ -198,7 +236,7 @@ def test_audit_verify_names_an_incident_that_does_not_exist(
     assert verify(capsys, "--incident", "inc-nothing") == (
         1,
         ["incident inc-nothing: not found"],
-        ["0 audit chain(s) checked, 1 problem(s)"],
+        [UNKEYED, "0 audit chain(s) checked, 1 problem(s)"],
     )
 
 
@@ -239,7 +277,7 @@ def test_audit_verify_creates_nothing_in_an_account_without_the_tables(
 ) -> None:
     before = account.tables()
     code, out, err = verify(capsys, "--connection-string", account.connection_string)
-    assert (code, err) == (1, ["0 audit chain(s) checked, 2 problem(s)"])
+    assert (code, err) == (1, [UNKEYED, "0 audit chain(s) checked, 2 problem(s)"])
     assert out == [
         f"no incidents table '{account.incidents_table}' in this account",
         f"no audit table '{account.audit_table}' in this account",

@@ -28,6 +28,7 @@ from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 pytest_plugins = ["kube_api"]
 
 APPROVER = "U000SECOPS1"
+SECOND_APPROVER = "U000SECOPS2"
 CLUSTER_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
 ALERT: dict[str, Any] = {
     "AlertType": "K8S_PrivilegedContainer",
@@ -152,6 +153,8 @@ class TestDefenderAlertToUndo:
         assert "incident.undo" in chain.buttons()
 
         chain.click("incident.undo", incident.id, user=APPROVER)
+
+        chain.click("incident.undo", incident.id, user=SECOND_APPROVER)  # an undo that re-grants needs approval
         report = chain.run_executor()
         assert [json.loads(c.body)["kind"] for c in report.succeeded] == ["undo"]
         assert chain.the_incident().state is IncidentState.UNDONE
@@ -191,6 +194,8 @@ class TestRegistryPushToRelease:
         assert chain.shown_text().startswith("[succeeded]")
 
         chain.click("incident.undo", incident.id, user=APPROVER)
+
+        chain.click("incident.undo", incident.id, user=SECOND_APPROVER)  # an undo that re-grants needs approval
         chain.run_executor()
         assert chain.the_incident().state is IncidentState.UNDONE
         assert registry.snapshot() == before

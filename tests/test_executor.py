@@ -130,6 +130,8 @@ class TestEndToEnd:
         assert cluster.emulator.get(PODS, "shop", "web-1")["metadata"]["labels"]["remediation.security/isolated"]
 
         wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+
+        wiring.engine().request_undo(incident.id, user="U000SECOPS2")  # a second approver agrees
         [undo] = deliveries(app_tables)
         run_executor(undo)
         run_executor(undo)  # a redelivered undo finds the incident undone and does nothing
@@ -306,6 +308,7 @@ def test_an_undo_failing_its_last_delivery_is_recorded_not_pretended(
     [message] = deliveries(app_tables)
     run_executor(message)
     wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+    wiring.engine().request_undo(incident.id, user="U000SECOPS2")  # a second approver agrees
     [undo] = deliveries(app_tables, dequeue_count=5)
     cluster.emulator.fail("GET", "/api/v1/namespaces/shop/pods/web-1", *[503] * 40)
     with pytest.raises(TransientFailure):
@@ -344,6 +347,7 @@ class TestFailureDomains:
         assert (the_incident().state, isolated(cluster)) == (IncidentState.SUCCEEDED, True)
         tick()
         wiring.engine().request_undo(incident.id, user="U000SECOPS1")
+        wiring.engine().request_undo(incident.id, user="U000SECOPS2")  # a second approver agrees
         [undo] = deliveries(app_tables)
         run_executor(undo)
         assert (the_incident().state, isolated(cluster)) == (IncidentState.UNDONE, False)

@@ -314,9 +314,9 @@ def test_supply_input_partially_then_fully() -> None:
     assert done.inputs == {"node": "aks-9", "reason": "miner"}
 
 
-def test_supply_input_in_auto_mode_approves() -> None:
+def test_supply_input_in_auto_mode_still_awaits_approval() -> None:
     incident = opened(make_plan(mode=ApprovalMode.AUTO, missing=MISSING[:1], params={}))
-    assert supply_input(incident, params={"node": "aks-9"}, at=T0).state is S.APPROVED
+    assert supply_input(incident, params={"node": "aks-9"}, at=T0).state is S.AWAITING_APPROVAL
 
 
 def test_supply_input_refusals() -> None:

@@ -215,7 +215,9 @@ def clock() -> list[float]:
 
 def clients_for(server: AksServer, credential: Tokens, clock: list[float]) -> ClusterClients:
     return ClusterClients(
-        settings=KubernetesSettings(),
+        settings=KubernetesSettings(
+            clusters=frozenset(cluster_id(n).lower() for n in (NAME, "aks-private", "aks-gone"))
+        ),
         credential=credential,
         arm_kwargs={"base_url": server.url, "connection_verify": str(server.ca_path), "retry_total": 0},
         clock=lambda: clock[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from remediation.actions.kubernetes import (
     ScaleToZeroParams,
 )
 from remediation.actions.kubernetes.pods import ISOLATED_LABEL, policy_name
-from remediation.actions.runtime import GuardRefused, Outcome, PermanentFailure, TargetChanged
+from remediation.actions.runtime import GuardRefused, Outcome, PermanentFailure, SnapshotRefused, TargetChanged
+from remediation.store.snapshots import InMemorySnapshotStore
 
 DELETE_RBAC, RESTORE = "kubernetes.delete_rbac_object", "kubernetes.restore_object"
 ISOLATE, RELEASE, DELETE_POD, SCALE = (
@@ -72,16 +74,39 @@ def test_restore_object_recreates_rules_without_server_fields(k8s: Harness, kind
     restore = RestoreObjectParams(cluster=CLUSTER, snapshot=result.snapshot)
     preview = k8s.handler.preview(RESTORE, restore, k8s.ctx(step=1))
     assert preview.changes["rules"] == RULES and k8s.emu.get(RBAC[kind], namespace, "reader") is None
-    restored = k8s.handler.apply(RESTORE, restore, k8s.ctx(step=1))
+    restored = k8s.handler.apply(RESTORE, restore, k8s.ctx(step=1, expected=preview.target))
     assert restored.outcome is Outcome.APPLIED
     assert k8s.emu.get(RBAC[kind], namespace, "reader")["rules"] == RULES
     create = next(r for r in k8s.emu if r.method == "POST" and not r.params.get("dryRun"))
     assert not {"uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"} & set(
         create.data["metadata"]
     )
-    assert k8s.handler.apply(RESTORE, restore, k8s.ctx(step=2)).outcome is Outcome.NOOP  # exists as snapshotted
+    again = k8s.ctx(step=2, expected=preview.target)
+    assert k8s.handler.apply(RESTORE, restore, again).outcome is Outcome.NOOP  # exists as snapshotted
     assert k8s.handler.undo(RESTORE, restore, restored, k8s.ctx(step=1)).outcome is Outcome.UNDONE
     assert k8s.emu.get(RBAC[kind], namespace, "reader") is None
+
+
+def test_restore_object_restores_only_the_snapshot_its_preview_showed(k8s: Harness) -> None:
+    k8s.emu.put(RBAC["ClusterRole"], role("ClusterRole", "reader"))
+    delete = DeleteRbacObjectParams(cluster=CLUSTER, kind="ClusterRole", name="reader")
+    result = k8s.handler.apply(DELETE_RBAC, delete, k8s.ctx())
+    assert result.snapshot_hash and result.snapshot_hash.startswith("sha256:")
+    restore = RestoreObjectParams(cluster=CLUSTER, snapshot=result.snapshot)
+    preview = k8s.handler.preview(RESTORE, restore, k8s.ctx(step=1))
+    assert preview.target is not None and preview.target.version == result.snapshot_hash
+    with pytest.raises(SnapshotRefused, match="was not previewed"):
+        k8s.handler.apply(RESTORE, restore, k8s.ctx(step=1))
+    edited = k8s.snapshots.load(result.snapshot)
+    edited["object"]["rules"] = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    other = InMemorySnapshotStore()
+    other.save(key=result.snapshot, document=edited)
+    tampered = dataclasses.replace(k8s, snapshots=other)
+    with pytest.raises(SnapshotRefused, match="was changed after its step wrote it"):
+        tampered.handler.apply(RESTORE, restore, tampered.ctx(step=1, expected=preview.target))
+    with pytest.raises(SnapshotRefused, match="recorded no content hash"):
+        k8s.handler.undo(DELETE_RBAC, delete, dataclasses.replace(result, snapshot_hash=None), k8s.ctx())
+    assert k8s.emu.get(RBAC["ClusterRole"], None, "reader") is None
 
 
 @pytest.mark.parametrize(

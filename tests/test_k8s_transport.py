@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from remediation.actions import kubernetes
 from remediation.actions.catalogue import ACTIONS, UnknownAction
 from remediation.actions.kubernetes import ClusterClients, CordonNodeParams, KubernetesSettings
 from remediation.actions.kubernetes.connect import AKS_SERVER_SCOPE, token_api_client
-from remediation.actions.runtime import Outcome, PermanentFailure, TransientFailure
+from remediation.actions.runtime import GuardRefused, Outcome, PermanentFailure, TransientFailure
 from remediation.settings import Settings, SettingsError
 
 CORDON = "kubernetes.cordon_node"
@@ -100,9 +101,11 @@ def test_kubeconfig_path_and_client_cache(kube: KubeServer, tmp_path: Path) -> N
     three_nodes(h)
     h.handler.apply(CORDON, PARAMS, h.ctx())
     assert set(kube.authorizations()) == {"Bearer static-token"}
-    clients = ClusterClients(settings=KubernetesSettings(kubeconfigs={"aks-test": str(tmp_path / "kubeconfig")}))
     aks_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/AKS-TEST"
-    assert clients.get("aks-test") is clients.get("AKS-test") is clients.get(aks_id)  # by name or resource id
+    listed = frozenset({"aks-test", aks_id.lower(), "elsewhere"})
+    kubeconfigs = {"aks-test": str(tmp_path / "kubeconfig")}
+    clients = ClusterClients(settings=KubernetesSettings(kubeconfigs=kubeconfigs, clusters=listed))
+    assert clients.get("aks-test") is clients.get("AKS-test") is clients.get(aks_id)  # by name, or a listed AKS id
     with pytest.raises(PermanentFailure, match="no kubeconfig configured for cluster 'elsewhere'"):
         clients.get("elsewhere")
 
@@ -166,18 +169,65 @@ def test_a_wrong_action_or_params_are_refused(k8s: Harness) -> None:
         k8s.handler.apply("kubernetes.drain_node", PARAMS, k8s.ctx())
 
 
-def test_the_rbac_manifest_grants_exactly_what_the_registry_declares() -> None:
-    declared = {
-        tuple(p.removeprefix("kubernetes: ").rsplit(" ", 1))
-        for name, spec in ACTIONS.items()
-        if name.startswith("kubernetes.")
-        for p in spec.permissions
+def granted_by(role: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (f"{group}/{resource}" if group else resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
     }
+
+
+def test_the_rbac_manifests_grant_exactly_what_the_registry_declares_split_by_break_glass() -> None:
+    def declared(*, break_glass: bool) -> set[tuple[str, ...]]:
+        return {
+            tuple(p.removeprefix("kubernetes: ").rsplit(" ", 1))
+            for name, spec in ACTIONS.items()
+            if name.startswith("kubernetes.") and spec.break_glass is break_glass
+            for p in spec.permissions
+        }
+
     role, binding = yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8"))
-    granted = set()
-    for rule in role["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                granted |= {(f"{group}/{resource}" if group else resource, verb) for verb in rule["verbs"]}
-    assert granted == declared
+    assert granted_by(role) == declared(break_glass=False)
     assert binding["roleRef"]["name"] == role["metadata"]["name"] and binding["subjects"][0]["kind"] == "Group"
+    rbac = {(r, v) for r, v in granted_by(role) if r.startswith("rbac.authorization.k8s.io/")}
+    assert {v for _, v in rbac} == {"get", "delete"}  # no create, bind or escalate in everyday use
+
+    [glass] = yaml.safe_load_all((MANIFEST.parent / "break-glass.yaml").read_text(encoding="utf-8"))
+    assert glass["kind"] == "ClusterRole" and granted_by(glass) == declared(break_glass=True)  # the binding: off
+    assert {"bind", "escalate", "create"} <= {v for _, v in granted_by(glass)}
+
+
+def test_the_admission_policy_refuses_the_bot_every_protected_namespace_and_system_object() -> None:
+    policy, binding = yaml.safe_load_all((MANIFEST.parent / "admission-policy.yaml").read_text(encoding="utf-8"))
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert (policy["kind"], binding["kind"]) == ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"] and binding["spec"]["validationActions"] == [
+        "Deny"
+    ]
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail" and spec["matchConditions"][0]["expression"].endswith(
+        '"<ENTRA-GROUP-OBJECT-ID>" in request.userInfo.groups'
+    )
+    [rule] = spec["matchConstraints"]["resourceRules"]
+    assert set(rule["operations"]) >= {"CREATE", "UPDATE", "DELETE"} and "*/*" in rule["resources"]
+    cel = " ".join(v["expression"] for v in spec["validations"])
+    for namespace in KubernetesSettings().protected_namespaces:
+        assert f'"{namespace}"' in cel
+    assert 'request.name.startsWith("system:")' in cel
+
+
+def test_only_listed_clusters_are_reached_and_a_kubeconfig_serves_only_its_exact_key(tmp_path: Path) -> None:
+    listed = "/subscriptions/s1/resourcegroups/rg/providers/microsoft.containerservice/managedclusters/aks-test"
+    foreign = listed.replace("/s1/", "/s2/")
+    path = str(tmp_path / "kubeconfig")
+    by_name = ClusterClients(settings=KubernetesSettings(kubeconfigs={"aks-test": path}))
+    with pytest.raises(GuardRefused, match=r"not in REMEDIATION_CLUSTERS \(unset: only the clusters named in"):
+        by_name.get(listed)  # not listed, and a bare name no longer matches an AKS id
+    allowed = KubernetesSettings(kubeconfigs={"aks-test": path}, clusters=frozenset({listed}))
+    assert ClusterClients(settings=allowed)._kubeconfig_for(listed) == path  # listed: its name's kubeconfig
+    with pytest.raises(GuardRefused, match=re.escape(f"cluster {foreign} is not in REMEDIATION_CLUSTERS") + "$"):
+        ClusterClients(settings=allowed).get(foreign)
+    with pytest.raises(GuardRefused, match=r"aks-test is not in REMEDIATION_CLUSTERS$"):
+        ClusterClients(settings=allowed).get("aks-test")  # a list replaces the kubeconfig names

@@ -434,7 +434,7 @@ on: {{source: defender, types: [K8S_HighPrivilegesRole]}}
 steps:
   - action: {action}
     params: {params}
-approval: {{mode: auto}}
+approval: {{approvers: [U000SECOPS1]}}
 {extra}"""
 
 

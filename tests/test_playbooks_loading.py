@@ -257,7 +257,26 @@ def test_group_handles_lift_the_approver_count_check(tmp_path: Path) -> None:
 
 
 def test_auto_mode_needs_no_approvers(tmp_path: Path) -> None:
-    assert _errors(tmp_path, VALID.replace("approvers: [U000SECOPS1]", "mode: auto")) == []
+    cordon = VALID.replace("kubernetes.isolate_pod", "kubernetes.cordon_node").replace(
+        'namespace: "${targets.namespace}", pod: "${targets.pod}"', 'node: "${targets.node}"'
+    )
+    assert _errors(tmp_path, cordon.replace("approvers: [U000SECOPS1]", "mode: auto")) == []
+
+
+@pytest.mark.parametrize(
+    ("approval", "path", "setting"),
+    [
+        ("{mode: auto}", "approval.mode", "mode: auto"),
+        ("{approvers: [U000SECOPS1], on_timeout: auto_approve}", "approval.on_timeout", "on_timeout: auto_approve"),
+    ],
+)
+def test_a_destructive_step_never_runs_unattended(tmp_path: Path, approval: str, path: str, setting: str) -> None:
+    text = VALID.replace("approval:\n  approvers: [U000SECOPS1]", f"approval: {approval}")
+    text = text.replace("steps:\n", "steps:\n  - action: notify\n    params: {message: hi}\n")
+    assert _errors(tmp_path, text) == [
+        f"playbook 'isolate': {path}: {setting} would run steps[1] (kubernetes.isolate_pod) without an approver, "
+        "and it is destructive: use mode: required (and on_timeout: deny or escalate)"
+    ]
 
 
 def test_a_dollar_escape_writes_a_literal_reference(tmp_path: Path) -> None:

@@ -176,6 +176,8 @@ class TestUndo:
         update = slack.api.called("chat.update")[-1].args
         assert "incident.undo" in json.dumps(update["blocks"])
         slack.click("incident.undo", incident_id, user="U000SECOPS2")
+        assert queued(slack)[-1] == {"incident_id": incident_id, "kind": "execute"}  # lifting isolation: approval first
+        slack.click("incident.undo", incident_id, user="U000SECOPS1")  # another approver agrees
         assert queued(slack)[-1] == {"incident_id": incident_id, "kind": "undo"}
         replies = [c.args["text"] for c in slack.api.called("chat.postMessage") if c.args.get("thread_ts")]
         assert any("Undo requested by <@U000SECOPS2>" in text for text in replies)

@@ -55,6 +55,7 @@ class Action(ABC, Generic[P, R]):
     destructive: ClassVar[bool]  # removes, blocks or disrupts something in use: snapshot first
     inverse: ClassVar[str | None] = None  # the action that undoes this one, when it is a separate action
     reversible: ClassVar[bool] = True  # False: undo cannot bring back what apply removed (a deleted pod)
+    break_glass: ClassVar[bool] = False  # True: its permissions are in the off-by-default break-glass role
     Runtime: ClassVar[type] = NoRuntime  # what the composition root hands to the constructor
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -4,11 +4,13 @@ Neighbours: the composition root (`remediation.compose`) gives `ActionSet` a fac
 type (`KubernetesRuntime`, `RegistryRuntime`); each action class declares the runtime it needs.
 An action whose runtime nobody provides is refused when the set is built, that is when the app
 loads, never at execution. Runtimes are built on first use, so a registry-only deployment never
-reaches for cluster clients. Every result is logged once here, with the incident and the target.
+reaches for cluster clients. Every result is logged once here, with the incident and the target, and
+every applied step's result carries the content hash of its snapshot.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +20,7 @@ from pydantic import BaseModel
 
 from remediation.actions.base import AnyAction, NoRuntime
 from remediation.actions.catalogue import CATALOGUE, ActionClass, UnknownAction, index
-from remediation.actions.runtime import Preview, StepContext, StepResult
+from remediation.actions.runtime import HashingSnapshots, Preview, StepContext, StepResult, content_hash
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,15 @@ class ActionSet:
         return self[name].preview(params, ctx)
 
     def apply(self, name: str, params: BaseModel, ctx: StepContext) -> StepResult:
-        return _logged(ctx, self[name].apply(params, ctx))
+        """Run the action and record its snapshot's content hash in the result (undo checks it)."""
+        seen = HashingSnapshots(ctx.snapshots)
+        result = self[name].apply(params, dataclasses.replace(ctx, snapshots=seen))
+        if result.snapshot and not result.snapshot_hash:
+            known = seen.hashes.get(result.snapshot)
+            result = dataclasses.replace(
+                result, snapshot_hash=known or content_hash(ctx.snapshots.load(result.snapshot))
+            )
+        return _logged(ctx, result)
 
     def undo(self, name: str, params: BaseModel, result: StepResult, ctx: StepContext) -> StepResult:
         return _logged(ctx, self[name].undo(params, result, ctx))

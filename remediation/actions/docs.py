@@ -89,11 +89,14 @@ def _cell(text: str) -> str:
 
 def write_generated(root: Path, classes: Iterable[ActionClass] = CATALOGUE) -> list[Path]:
     """Write every file generated from the catalogue under `root`; the paths written."""
-    from remediation.actions.manifests import render_cluster_role, render_registry_role
+    from remediation.actions.admission import render_admission_policy
+    from remediation.actions.manifests import render_break_glass_role, render_cluster_role, render_registry_role
 
     files = {
         root / "docs" / "actions.md": render_action_catalogue(classes),
         root / "deploy" / "kubernetes" / "rbac.yaml": render_cluster_role(classes),
+        root / "deploy" / "kubernetes" / "break-glass.yaml": render_break_glass_role(classes),
+        root / "deploy" / "kubernetes" / "admission-policy.yaml": render_admission_policy(),
         root / "deploy" / "azure" / "registry-remediator-role.json": render_registry_role(classes),
     }
     for path, text in files.items():

@@ -11,19 +11,23 @@ An unknown exception inside a destructive action is permanent.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from remediation.audit import canonical_json
 from remediation.failures import ActionFailure, PermanentFailure, TransientFailure
 
 __all__ = [
     "MAX_STEP_SECONDS",
     "ActionFailure",
     "GuardRefused",
+    "HashingSnapshots",
     "Outcome",
     "PermanentFailure",
     "Preview",
+    "SnapshotRefused",
     "SnapshotStore",
     "StepContext",
     "StepResult",
@@ -31,8 +35,10 @@ __all__ = [
     "TargetReplaced",
     "TargetVersion",
     "TransientFailure",
+    "content_hash",
     "prior_snapshot",
     "snapshot_once",
+    "verified_snapshot",
 ]
 
 
@@ -51,6 +57,10 @@ class TargetReplaced(PermanentFailure):
 
 class TargetChanged(PermanentFailure):
     """The target was modified since the approval (another version or digest): approve again."""
+
+
+class SnapshotRefused(PermanentFailure):
+    """A snapshot is not the one its step wrote (another hash) or names another target: not restored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,7 @@ class StepResult:
     target: TargetVersion | None = None
     snapshot: str | None = None  # key in the snapshot store of what the step changed
     undo: Mapping[str, Any] = field(default_factory=dict)  # what undo needs, e.g. {"was_cordoned": False}
+    snapshot_hash: str | None = None  # `content_hash` of the snapshot as the step stored it (see ActionSet.apply)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +130,7 @@ class StepResult:
             "target": self.target.to_json() if self.target else None,
             "snapshot": self.snapshot,
             "undo": dict(self.undo),
+            "snapshot_hash": self.snapshot_hash,
         }
 
     @classmethod
@@ -130,6 +142,7 @@ class StepResult:
             target=TargetVersion.from_json(data["target"]) if data.get("target") else None,
             snapshot=data.get("snapshot"),
             undo=dict(data.get("undo") or {}),
+            snapshot_hash=data.get("snapshot_hash"),
         )
 
 
@@ -172,3 +185,57 @@ def snapshot_once(ctx: StepContext, document: Mapping[str, Any]) -> dict[str, An
     """Store the state before the change (write-once) and return what the store holds: the first attempt's."""
     ctx.snapshots.save(key=ctx.snapshot_key, document=document)
     return ctx.snapshots.load(ctx.snapshot_key)
+
+
+def content_hash(document: Mapping[str, Any]) -> str:
+    """ "sha256:<hex>" of the document's canonical JSON: what a step result records of its snapshot."""
+    return "sha256:" + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+class HashingSnapshots:
+    """A step's view of the snapshot store that remembers the hash of each document the step read.
+
+    `snapshot_once` reads back what it stored, so the hash is of the snapshot as the step wrote (or
+    found) it, taken in the same breath; one is made per `ActionSet.apply` call and never shared.
+    """
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self._store = store
+        self.hashes: dict[str, str] = {}
+
+    def save(self, *, key: str, document: Mapping[str, Any]) -> str:
+        return self._store.save(key=key, document=document)
+
+    def load(self, key: str) -> dict[str, Any]:
+        document = self._store.load(key)
+        self.hashes.setdefault(key, content_hash(document))
+        return document
+
+
+def verified_snapshot(
+    snapshots: SnapshotStore, key: str, *, expected_hash: str | None, target: TargetVersion | None
+) -> dict[str, Any]:
+    """The snapshot `key` if it is the one its step recorded: same content hash, same kind, name and
+    namespace as `target`. Anything else is refused: a snapshot is undo's source of truth, and the
+    store is writable by whoever holds the storage key."""
+    if not expected_hash:
+        raise SnapshotRefused(f"snapshot {key}: its step recorded no content hash, so it cannot be trusted")
+    try:
+        document = snapshots.load(key)
+    except LookupError:
+        raise SnapshotRefused(f"snapshot {key} is missing: nothing restored") from None
+    found = content_hash(document)
+    if found != expected_hash:
+        raise SnapshotRefused(
+            f"snapshot {key} was changed after its step wrote it ({found} is not the recorded {expected_hash}): "
+            "nothing restored"
+        )
+    recorded = document.get("target")
+    if target is not None and isinstance(recorded, Mapping):
+        named = tuple(recorded.get(k) for k in ("kind", "name", "namespace"))
+        if named != (target.kind, target.name, target.namespace):
+            raise SnapshotRefused(
+                f"snapshot {key} names {named[0]} {named[1]} in {named[2] or 'the cluster'}, not the step's "
+                f"target {target.kind} {target.name}: nothing restored"
+            )
+    return document

@@ -1,5 +1,10 @@
 """`remediate audit verify [--incident ID]`: find edited, deleted or missing audit records.
 
+Keyed chains are checked with REMEDIATION_AUDIT_KEY and REMEDIATION_AUDIT_OLD_KEYS from the
+environment; records sealed with a key id neither holds are reported as "cannot check" (which
+records, which key id), and with keys set, records sealed without one as "unkeyed". With no key set,
+stderr says so: an unkeyed chain proves ordering, not authorship.
+
 Read-only: the store is opened with `create=False` and both tables are looked up first, so a wrong
 account or table name is reported, never created. Findings go to stdout, one line each; the count
 ("N audit chain(s) checked, M problem(s)") and errors go to stderr, one line, never a traceback.
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from remediation.store.incidents import TableIncidentStore
 
 PROG = "remediate audit verify"
+UNKEYED = "unkeyed: proves ordering, not authorship (REMEDIATION_AUDIT_KEY is not set)"
 # What a table key may hold (no / \ # ?, no control characters, 1 KiB): any other `--incident` is a
 # usage error, not a storage error from the service.
 _KEY = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,512}")
@@ -35,6 +41,7 @@ _KEY = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,512}")
 def verify(*, incident: str | None, connection_string: str | None) -> int:
     from azure.core.exceptions import AzureError
 
+    from remediation.compose import keyed_audit
     from remediation.store.incidents import TableIncidentStore
 
     if incident is not None and not _KEY.fullmatch(incident):
@@ -43,11 +50,14 @@ def verify(*, incident: str | None, connection_string: str | None) -> int:
         settings = Settings.from_env(require_storage=not connection_string)
         if connection_string:  # the other settings (table names) still come from the environment
             settings = dataclasses.replace(settings, storage_connection=connection_string)
-        store = TableIncidentStore.from_connection_string(
-            settings.storage_connection,
-            table_name=settings.incidents_table,
-            audit_table=settings.audit_table,
-            create=False,
+        store = keyed_audit(
+            TableIncidentStore.from_connection_string(
+                settings.storage_connection,
+                table_name=settings.incidents_table,
+                audit_table=settings.audit_table,
+                create=False,
+            ),
+            settings,
         )
     except SettingsError as problem:
         return _fail(EXIT_USAGE, f"{PROG}: {_first_line(problem)}")
@@ -61,6 +71,8 @@ def verify(*, incident: str | None, connection_string: str | None) -> int:
         return _fail(EXIT_UNREACHABLE, f"{PROG}: {_storage_problem(error)}")
     for line in problems:
         print(line)
+    if not (settings.audit_key or settings.audit_old_keys):
+        print(UNKEYED, file=sys.stderr)
     print(f"{checked} audit chain(s) checked, {len(problems)} problem(s)", file=sys.stderr)
     return EXIT_FOUND if problems else EXIT_OK
 

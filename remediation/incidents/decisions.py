@@ -12,10 +12,11 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from remediation.incidents.lifecycle import guard_refusal
 from remediation.incidents.model import Approval, Incident, IncidentState, transition
-from remediation.plans import ApprovalMode, MissingParam, OnTimeout, Plan, PlannedStep
+from remediation.plans import ApprovalPolicy, MissingParam, OnTimeout, Plan, PlannedStep
 
 _S = IncidentState
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -39,14 +40,31 @@ class ApproverDirectory(Protocol):
     def members(self, handle: str) -> frozenset[str]: ...
 
 
+@runtime_checkable
+class IdentityDirectory(Protocol):
+    """A directory that also knows a user's other names (e-mail, UPN), so an alert's subject is
+    recognised among the approvers even when the alert names them otherwise than Slack does."""
+
+    def identities(self, user: str) -> frozenset[str]: ...
+
+
 class StaticDirectory:
     """An ApproverDirectory from a fixed mapping, for tests and the CLI; unknown handles have no members."""
 
-    def __init__(self, mapping: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        mapping: Mapping[str, Iterable[str]] | None = None,
+        *,
+        identities: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self._groups = {handle: frozenset(users) for handle, users in (mapping or {}).items()}
+        self._identities = {user: frozenset(names) for user, names in (identities or {}).items()}
 
     def members(self, handle: str) -> frozenset[str]:
         return self._groups.get(handle, frozenset())
+
+    def identities(self, user: str) -> frozenset[str]:
+        return self._identities.get(user, frozenset())
 
 
 def approver_entries(incident: Incident) -> tuple[str, ...]:
@@ -59,21 +77,57 @@ def approver_entries(incident: Incident) -> tuple[str, ...]:
 
 
 def is_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> bool:
-    entries = approver_entries(incident)
+    return is_listed(approver_entries(incident), user=user, directory=directory)
+
+
+def is_policy_approver(policy: ApprovalPolicy, *, user: str, directory: ApproverDirectory) -> bool:
+    """`user` is among a playbook's approvers (before any incident exists: a manual run)."""
+    return is_listed(policy.approvers, user=user, directory=directory)
+
+
+def is_listed(entries: Iterable[str], *, user: str, directory: ApproverDirectory) -> bool:
+    entries = tuple(entries)
     if user in entries:
         return True
     return any(user in directory.members(entry) for entry in entries if not _USER_ID.match(entry))
 
 
+SUBJECT_KEYS = ("subjectName", "username", "UserName")  # Defender ExtendedProperties naming the person involved
+
+
+def alert_subjects(incident: Incident) -> frozenset[str]:
+    """Who the alert is about or who caused it (lower-cased): the Signal's actor and the subject or
+    user Defender names. None of them may approve remediating (or undoing) it."""
+    signal = incident.signal
+    extended = signal.get("extended_properties") or {}
+    names = [signal.get("actor"), *(extended.get(key) for key in SUBJECT_KEYS)]
+    return frozenset(name.strip().lower() for name in names if isinstance(name, str) and name.strip())
+
+
+def refuse_subject(incident: Incident, *, user: str, directory: ApproverDirectory) -> None:
+    """DecisionRefused when `user` (or another name the directory knows them by) is the alert's subject."""
+    names = {user, *(directory.identities(user) if isinstance(directory, IdentityDirectory) else ())}
+    if {name.lower() for name in names} & alert_subjects(incident):
+        raise DecisionRefused("the alert is about you (or was caused by you), so other approvers must decide")
+
+
 def approve(incident: Incident, *, user: str, at: datetime, directory: ApproverDirectory) -> Incident:
-    """One approval by `user`; the incident becomes approved once enough distinct approvers agreed."""
+    """One approval by `user`; the incident becomes approved once enough distinct approvers agreed.
+
+    Never by the requester of a manual run or the alert's subject, and never while a guard rail
+    refuses one of the previewed steps.
+    """
     if incident.state not in _APPROVABLE:
         raise DecisionRefused(_not_pending(incident, user=user))
+    refused = guard_refusal(incident)
+    if refused is not None:
+        raise DecisionRefused(f"{refused}; this incident cannot be approved")
     if user in incident.approved_by:
         raise DecisionRefused(f"already approved by you ({incident.approval_progress()})")
-    _require_approver(incident, user=user, directory=directory)
+    require_approver(incident, user=user, directory=directory)
     if user == incident.requester:
         raise DecisionRefused("you requested this run, so another approver must approve it")
+    refuse_subject(incident, user=user, directory=directory)
     approvals = (*incident.approvals, Approval(user=user, at=at))
     if len(approvals) < incident.required_approvals:
         return dataclasses.replace(incident, approvals=approvals, updated_at=at)
@@ -84,18 +138,29 @@ def reject(incident: Incident, *, user: str, at: datetime, directory: ApproverDi
     """`user`, an approver (the requester included), stops the incident."""
     if incident.state not in _REJECTABLE:
         raise DecisionRefused(_not_pending(incident, user=user))
-    _require_approver(incident, user=user, directory=directory)
+    require_approver(incident, user=user, directory=directory)
     return transition(incident, _S.REJECTED, at=at, rejected_by=user)
 
 
-def supply_input(incident: Incident, *, params: Mapping[str, Any], at: datetime) -> Incident:
+def supply_input(
+    incident: Incident,
+    *,
+    params: Mapping[str, Any],
+    at: datetime,
+    user: str | None = None,
+    directory: ApproverDirectory | None = None,
+) -> Incident:
     """Fill missing step parameters (values already validated by the caller) into the plan.
 
     A key is a parameter name and fills every missing parameter of that name. Once nothing is
-    missing the incident awaits approval with a fresh deadline (or is approved under mode auto).
+    missing the incident awaits approval with a fresh deadline, whatever the mode: whoever chose
+    the target, approvers decide. With a `directory` (the engine always passes one) only an
+    approver may supply input.
     """
     if incident.state is not _S.NEEDS_INPUT:
         raise DecisionRefused(f"incident {incident.id} does not need input (it is {incident.state.value})")
+    if directory is not None:
+        require_approver(incident, user=user or "", directory=directory)
     if not params:
         raise DecisionRefused("no input given")
     wanted = {missing.param for missing in incident.plan.missing}
@@ -107,8 +172,6 @@ def supply_input(incident: Incident, *, params: Mapping[str, Any], at: datetime)
     inputs = {**incident.inputs, **params}
     if plan.missing:
         return dataclasses.replace(incident, plan=plan, inputs=inputs, updated_at=at)
-    if plan.approval.mode is ApprovalMode.AUTO:
-        return transition(incident, _S.APPROVED, at=at, plan=plan, inputs=inputs)
     deadline = at + plan.approval.timeout
     return transition(incident, _S.AWAITING_APPROVAL, at=at, plan=plan, inputs=inputs, deadline=deadline)
 
@@ -134,7 +197,8 @@ def on_timeout(incident: Incident, *, now: datetime) -> Incident:
     return transition(incident, _S.EXPIRED, at=now)
 
 
-def _require_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> None:
+def require_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> None:
+    """DecisionRefused naming the approvers when `user` is not one of them."""
     if is_approver(incident, user=user, directory=directory):
         return
     entries = approver_entries(incident)
@@ -150,6 +214,8 @@ def _not_pending(incident: Incident, *, user: str) -> str:
             return f"already approved by {names} (the incident is {state.value})"
         how = "at timeout (break-glass)" if incident.break_glass else "automatically by policy"
         return f"already approved {how} (the incident is {state.value})"
+    if state is _S.REJECTED and incident.rejected_by is None:
+        return f"the incident was refused: {incident.last_error or 'no reason recorded'}"
     if state is _S.REJECTED:
         return f"already rejected by {incident.rejected_by}"
     if state is _S.EXPIRED:

@@ -66,7 +66,7 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
         approval = new.approvals[-1]
         return "approval", approval.user, {"approvals": len(new.approvals), "required": new.required_approvals}
     if new.state is _S.REJECTED and moved:
-        return "rejection", new.rejected_by, {}
+        return "rejection", new.rejected_by, {"reason": new.last_error} if new.last_error else {}
     if new.break_glass and not old.break_glass:
         return "break_glass", None, {"reason": "approval timed out; auto-approved by policy, review required"}
     if new.state is _S.ESCALATED and moved:
@@ -76,6 +76,9 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
     if new.inputs != old.inputs:
         supplied = {key: value for key, value in new.inputs.items() if old.inputs.get(key) != value}
         return "input", None, {"params": supplied, "still_missing": [m.describe() for m in new.plan.missing]}
+    undo = _undo_change(old, new)
+    if undo is not None:
+        return undo
     if new.undo_requested and not old.undo_requested:
         return "undo_requested", None, {}
     if moved:
@@ -85,6 +88,24 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
     changed = sorted(key for key, value in new.to_json().items() if old.to_json()[key] != value)
     loud = [key for key in changed if key not in _QUIET_FIELDS]
     return ("update", None, {"changed": loud}) if loud else None
+
+
+def _undo_change(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, Any]] | None:
+    """An undo asked for (its requester), approved (each approver) or withdrawn (by the actor)."""
+    before, after = old.undo, new.undo
+    if after is not None and (before is None or (before.requester, before.at) != (after.requester, after.at)):
+        return "undo_requested", after.requester, {"required": after.required, "queued": new.undo_requested}
+    if after is not None and before is not None and len(after.approvals) > len(before.approvals):
+        details = {
+            "requester": after.requester,
+            "approvals": len(after.approvals),
+            "required": after.required,
+            "queued": new.undo_requested,
+        }
+        return "undo_approval", after.approvals[-1].user, details
+    if after is None and before is not None:
+        return "undo_withdrawn", None, {"requester": before.requester}
+    return None
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -27,8 +27,9 @@ def open_incident(
 ) -> Incident:
     """A new incident in its initial state.
 
-    Auto mode with nothing missing: approved. Missing parameters: needs_input. Otherwise
-    awaiting_approval. A waiting incident's deadline is `now` + the policy's timeout.
+    Auto mode with nothing missing: approved (the loader allows auto for non-destructive steps
+    only). Missing parameters: needs_input. Otherwise awaiting_approval. A waiting incident's
+    deadline is `now` + the policy's timeout.
     """
     opened = Incident(
         id=incident_id or new_incident_id(now),
@@ -112,3 +113,39 @@ def fail(incident: Incident, *, at: datetime, error: str) -> Incident:
 
 def mark_undone(incident: Incident, *, at: datetime) -> Incident:
     return transition(incident, _S.UNDONE, at=at)
+
+
+GUARD_PREFIX = "guard '"  # how a GuardRefused names its rule (remediation.actions.kubernetes.guards)
+
+
+def guard_refusal(incident: Incident) -> str | None:
+    """Why a guard rail refused one of the incident's steps at preview, or None.
+
+    E.g. "step 1 (kubernetes.delete_rbac_object) is refused by guard 'cluster-admin': ...". Such an
+    incident can never run: the same guard is checked again before the write.
+    """
+    for preview in incident.previews:
+        error = preview.get("error")
+        if isinstance(error, str) and error.startswith(GUARD_PREFIX):
+            index = int(preview.get("step", 0))
+            steps = incident.plan.steps
+            action = steps[index].action if 0 <= index < len(steps) else "?"
+            return f"step {index + 1} ({action}) is refused by {error}"
+    return None
+
+
+def refuse_guarded(incident: Incident, *, at: datetime) -> Incident:
+    """Close an incident whose preview a guard rail refused, saying why, before anyone approves it.
+
+    A waiting incident is rejected by the system (`rejected_by` stays None); one approved by policy
+    (mode auto) fails. Anything else, or an incident no guard refused, is returned unchanged.
+    """
+    refusal = guard_refusal(incident)
+    if refusal is None:
+        return incident
+    message = f"{refusal}; it cannot be approved: remediate by hand if needed"
+    if incident.state in (_S.NEEDS_INPUT, _S.AWAITING_APPROVAL, _S.ESCALATED):
+        return transition(incident, _S.REJECTED, at=at, last_error=message[:ERROR_MAX_CHARS])
+    if incident.state is _S.APPROVED:
+        return fail(incident, at=at, error=message)
+    return incident

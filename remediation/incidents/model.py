@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,45 @@ class Approval:
 
 
 @dataclass(frozen=True, slots=True)
+class UndoRequest:
+    """Who asked to undo a succeeded incident, when, and who approved it.
+
+    `required` is how many approvals (from approvers other than the requester) the undo needs before
+    it is queued: the step's own `min_approvals` when the undo re-grants access or lifts a
+    containment, 0 when it does neither.
+    """
+
+    requester: str
+    at: datetime
+    required: int = 0
+    approvals: tuple[Approval, ...] = ()
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        return tuple(approval.user for approval in self.approvals)
+
+    def progress(self) -> str:
+        return f"{len(self.approvals)} of {self.required} undo approvals"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requester": self.requester,
+            "at": timestamp(self.at),
+            "required": self.required,
+            "approvals": [{"user": a.user, "at": timestamp(a.at)} for a in self.approvals],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UndoRequest:
+        return cls(
+            requester=data["requester"],
+            at=_parse_time(data["at"]),
+            required=int(data.get("required", 0)),
+            approvals=tuple(Approval(user=a["user"], at=_parse_time(a["at"])) for a in data.get("approvals", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: str
     playbook: str
@@ -105,7 +145,8 @@ class Incident:
     previews: tuple[Mapping[str, Any], ...] = ()  # per step: summary, target version bound by the approval
     undo_steps: int = 0  # steps undone so far, last first
     lease_until: datetime | None = None  # an executor is running the steps until then (renewed per step)
-    undo_requested: bool = False  # an undo was asked for and has not finished: the timer re-drives it
+    undo_requested: bool = False  # an undo was approved and has not finished: the timer re-drives it
+    undo: UndoRequest | None = None  # the latest undo request, its approvals included
     announced: bool = False  # its message was posted; until then the timer asks for it again
     recent_signals: tuple[str, ...] = ()  # ids of the latest folded Signals: a redelivered one is not counted twice
     revision: int = field(default=0, compare=False)  # the store's count of writes: newer is larger, never a clock
@@ -118,6 +159,17 @@ class Incident:
     @property
     def required_approvals(self) -> int:
         return max(1, self.plan.approval.min_approvals)
+
+    @property
+    def undo_pending(self) -> bool:
+        """An undo was asked for and still waits for approvals (nothing is queued yet)."""
+        undo = self.undo
+        return (
+            self.state is IncidentState.SUCCEEDED
+            and not self.undo_requested
+            and undo is not None
+            and len(undo.approvals) < undo.required
+        )
 
     def approval_progress(self) -> str:
         """E.g. "1 of 2 approvals": what a responder reads under the buttons."""
@@ -151,6 +203,9 @@ class Incident:
             "undo_steps": self.undo_steps,
             "lease_until": None if self.lease_until is None else timestamp(self.lease_until),
             "undo_requested": self.undo_requested,
+            # A JSON string: the table store writes scalar columns as they are (see the report on
+            # remediation/store/incident_rows._JSON_COLUMNS); from_json reads either form.
+            "undo": None if self.undo is None else json.dumps(self.undo.to_json(), sort_keys=True),
             "announced": self.announced,
             "recent_signals": list(self.recent_signals),
         }
@@ -184,10 +239,17 @@ class Incident:
             undo_steps=int(data.get("undo_steps", 0)),
             lease_until=None if data.get("lease_until") is None else _parse_time(data["lease_until"]),
             undo_requested=bool(data.get("undo_requested", False)),
+            undo=_undo_from_json(data.get("undo")),
             announced=bool(data.get("announced", False)),
             recent_signals=tuple(data.get("recent_signals") or ()),
             etag=etag,
         )
+
+
+def _undo_from_json(data: Any) -> UndoRequest | None:
+    if not data:
+        return None
+    return UndoRequest.from_json(json.loads(data) if isinstance(data, str) else data)
 
 
 def _parse_time(text: str) -> datetime:

@@ -48,6 +48,9 @@ def parse_playbook(
     approval = _approval(obj.get("approval"), problems)
     notify = _channel(obj, "notify", "", problems)
     window, group_by = _group_by(obj.get("group_by"), steps, problems)
+    raw_steps = obj.get("steps")
+    if approval is not None and isinstance(raw_steps, list) and len(raw_steps) == len(steps):  # indices line up
+        _check_unattended(approval, steps, problems)
     if problems or name is None or description is None or trigger is None or approval is None:
         return None
     source, types, min_severity = trigger
@@ -156,6 +159,24 @@ def _check_consistency(
             )
     if policy.on_timeout is OnTimeout.ESCALATE and policy.escalate_to is None and "escalate_to" not in obj:
         problems.add("approval.escalate_to", "required when on_timeout is escalate")
+
+
+def _check_unattended(policy: ApprovalPolicy, steps: tuple[Step, ...], problems: Problems) -> None:
+    """A destructive step never runs without a person's approval: not by `mode: auto`, not at timeout."""
+    unattended = []
+    if policy.mode is ApprovalMode.AUTO:
+        unattended.append(("approval.mode", "mode: auto"))
+    if policy.on_timeout is OnTimeout.AUTO_APPROVE:
+        unattended.append(("approval.on_timeout", "on_timeout: auto_approve"))
+    for index, step in enumerate(steps):
+        if not step.spec.destructive:
+            continue
+        for path, setting in unattended:
+            problems.add(
+                path,
+                f"{setting} would run steps[{index}] ({step.action}) without an approver, and it is destructive: "
+                "use mode: required (and on_timeout: deny or escalate)",
+            )
 
 
 def _channel(obj: Mapping[str, Any], key: str, path: str, problems: Problems) -> str | None:

@@ -4,6 +4,9 @@ Neighbours: `remediation.audit` defines the records, the hashing and the chain c
 stores and reads; `remediation.store.incidents.TableIncidentStore` appends one record per audited
 change; the executor may append its own. Clients come from `remediation.store.events.make_table_client`.
 
+Each log seals with the `AuditKeys` it is given (`compose` and `remediate audit verify` pass the
+keys from settings); `key_id` is stored as a column of keyed records.
+
 Layout: PartitionKey = incident id; RowKey = the zero-padded seq of a record, or "head" for the
 row holding count, last hash and highest revision. An append is ONE entity-group transaction
 (create the record + ETag-conditional replace, or create, of the head): of two concurrent appends
@@ -22,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 from remediation.audit import (
     GENESIS_HASH,
+    NO_KEYS,
     AuditEvent,
     AuditHead,
+    AuditKeys,
     AuditProblem,
     AuditRecord,
     canonical_json,
@@ -59,16 +64,28 @@ class TableAuditLog(Closing):
         self,
         *,
         table_client: TableClient,
+        keys: AuditKeys = NO_KEYS,
         max_attempts: int = MAX_ATTEMPTS,
         pause: Callable[[int], None] = pause_before_retry,
     ) -> None:
         self._table = table_client
+        self._keys = keys
         self._max_attempts = max_attempts
         self._pause = pause
 
+    def with_keys(self, keys: AuditKeys) -> TableAuditLog:
+        """The same table, sealed and verified with `keys` (REMEDIATION_AUDIT_KEY and the old ones)."""
+        return TableAuditLog(table_client=self._table, keys=keys, max_attempts=self._max_attempts, pause=self._pause)
+
     @classmethod
     def from_connection_string(
-        cls, conn_str: str, *, table_name: str = DEFAULT_TABLE, create: bool = True, **client_kwargs: Any
+        cls,
+        conn_str: str,
+        *,
+        table_name: str = DEFAULT_TABLE,
+        create: bool = True,
+        keys: AuditKeys = NO_KEYS,
+        **client_kwargs: Any,
     ) -> Self:
         """Connect (see `make_table_client`) and create the table if it does not exist yet; with
         `create=False` nothing is created (read-only tools: a missing table fails on first use)."""
@@ -78,7 +95,7 @@ class TableAuditLog(Closing):
         if create:
             with contextlib.suppress(ResourceExistsError):
                 table_client.create_table()
-        return cls(table_client=table_client)
+        return cls(table_client=table_client, keys=keys)
 
     def append(self, *, incident_id: str, event: AuditEvent, revision: int | None = None) -> AuditRecord | None:
         from azure.data.tables import TableTransactionError
@@ -88,7 +105,9 @@ class TableAuditLog(Closing):
             head = _head(head_row) if head_row is not None else AuditHead(count=0, last_hash=GENESIS_HASH)
             if revision is not None and head.revision >= revision:
                 return None
-            record = seal(incident_id=incident_id, seq=head.count + 1, prev_hash=head.last_hash, event=event)
+            record = seal(
+                incident_id=incident_id, seq=head.count + 1, prev_hash=head.last_hash, event=event, keys=self._keys
+            )
             new_head = AuditHead(count=record.seq, last_hash=record.hash, revision=max(head.revision, revision or 0))
             try:
                 self._table.submit_transaction(_append_operations(record, new_head, head_row))
@@ -112,7 +131,7 @@ class TableAuditLog(Closing):
         chains: dict[str, list[TableEntity]] = defaultdict(list)
         for row in rows:
             chains[row["PartitionKey"]].append(row)
-        return [problem for one, chain in sorted(chains.items()) for problem in _verify_rows(one, chain)]
+        return [problem for one, chain in sorted(chains.items()) for problem in _verify_rows(one, chain, self._keys)]
 
     def close(self) -> None:
         self._table.close()
@@ -126,7 +145,7 @@ class TableAuditLog(Closing):
             return None
 
 
-def _verify_rows(incident_id: str, rows: list[TableEntity]) -> list[AuditProblem]:
+def _verify_rows(incident_id: str, rows: list[TableEntity], keys: AuditKeys) -> list[AuditProblem]:
     head: AuditHead | None = None
     records: list[AuditRecord] = []
     problems: list[AuditProblem] = []
@@ -139,7 +158,7 @@ def _verify_rows(incident_id: str, rows: list[TableEntity]) -> list[AuditProblem
         except (KeyError, ValueError, TypeError) as unreadable:
             seq = int(row["RowKey"]) if str(row["RowKey"]).isdigit() else None
             problems.append(AuditProblem(incident_id, seq, "unreadable", f"row {row['RowKey']}: {unreadable!r}"))
-    return problems + check_chain(incident_id, records, head)
+    return problems + check_chain(incident_id, records, head, keys=keys)
 
 
 def _append_operations(record: AuditRecord, head: AuditHead, head_row: TableEntity | None) -> list[Any]:
@@ -181,6 +200,7 @@ def _record(row: TableEntity) -> AuditRecord:
         details=json.loads(row["details"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        key_id=row.get("key_id"),
     )
 
 

@@ -24,7 +24,16 @@ from remediation.actions.container_registry.move import apply_move, move_changes
 from remediation.actions.container_registry.params import Digest, TagParams, azure_data_actions
 from remediation.actions.container_registry.release import apply_release, plan_release
 from remediation.actions.container_registry.resolve import RegistryResolver
-from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, TargetChanged
+from remediation.actions.runtime import (
+    Outcome,
+    PermanentFailure,
+    Preview,
+    SnapshotRefused,
+    StepContext,
+    StepResult,
+    TargetChanged,
+    verified_snapshot,
+)
 from remediation.retry import RetryPolicy
 
 # What the family's runtime needs whatever the action: `registries.get` to resolve a registry named
@@ -125,7 +134,7 @@ class QuarantineTag(RegistryAction[QuarantineTagParams]):
         job = self._job(params)
         if result.outcome is Outcome.NOOP:
             return job.result(Outcome.NOOP, f"nothing to undo: {job.where} was already locked", target=result.target)
-        document = _document(result, ctx)
+        document = _document(result, job, ctx)
         if document.get("mode") == "move":
             return undo_move(self.runtime.data, self.runtime.control, job, document)
         return undo_lock(self.runtime.data, job, document)
@@ -162,15 +171,20 @@ class ReleaseTag(RegistryAction[ReleaseTagParams]):
         raise PermanentFailure(f"{self.name} has no undo: quarantine {self._job(params).where} again instead")
 
 
-def _document(result: StepResult, ctx: StepContext) -> dict[str, Any]:
-    if result.snapshot:
-        try:
-            return ctx.snapshots.load(result.snapshot)
-        except LookupError:
-            pass  # the result carries the same document
-    if not result.undo:
+def _document(result: StepResult, job: Job, ctx: StepContext) -> dict[str, Any]:
+    """What the quarantine recorded: its snapshot when the step recorded its hash (checked), else the
+    copy in the step result; either must name this very tag and the digest the step bound to."""
+    if result.snapshot and result.snapshot_hash:
+        document = verified_snapshot(ctx.snapshots, result.snapshot, expected_hash=result.snapshot_hash, target=None)
+    elif result.undo:
+        document = dict(result.undo)
+    else:
         raise PermanentFailure("the quarantine step recorded nothing to restore from")
-    return dict(result.undo)
+    named = (document.get("registry"), document.get("repository"), document.get("tag"))
+    digest = result.target.version if result.target else None
+    if named != (job.ref.login_server, job.repository, job.tag) or (digest and document.get("digest") != digest):
+        raise SnapshotRefused(f"the quarantine record names {named[1]}:{named[2]}, not {job.where} as the step did")
+    return document
 
 
 ACTIONS = (QuarantineTag, ReleaseTag)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from remediation.actions.kubernetes import guards
 from remediation.actions.runtime import PermanentFailure, TransientFailure
 from remediation.settings import KubernetesSettings
 
@@ -148,8 +149,9 @@ class ClusterClients:
         self._lock = threading.Lock()
 
     def get(self, cluster: str) -> Any:
-        """The client for `cluster` (a configured name or an AKS resource id); one per kubeconfig or cluster."""
-        key = cluster.lower()
+        """The client for `cluster` (a configured name or an AKS resource id); one per kubeconfig or cluster.
+        A cluster outside the allow-list (`guards.cluster_allowed`) is refused before anything is reached."""
+        key = guards.cluster_allowed(cluster, settings=self._settings)
         path = self._kubeconfig_for(key)
         cache_key = f"kubeconfig:{path}" if path else key
         with self._lock:
@@ -158,9 +160,15 @@ class ClusterClients:
             return self._clients[cache_key]
 
     def _kubeconfig_for(self, key: str) -> str | None:
+        """The kubeconfig keyed exactly `key`; for an AKS id listed in REMEDIATION_CLUSTERS, the one
+        keyed by its bare name. An unlisted id never borrows a same-named kubeconfig: another
+        subscription may have a cluster of that name."""
+        if key in self._settings.kubeconfigs:
+            return self._settings.kubeconfigs[key]
         match = _AKS_ID.fullmatch(key)
-        by_name = self._settings.kubeconfigs.get(match["name"].lower()) if match else None
-        return self._settings.kubeconfigs.get(key) or by_name
+        if match is None or key not in self._settings.clusters:
+            return None
+        return self._settings.kubeconfigs.get(match["name"].lower())
 
     @staticmethod
     def _from_kubeconfig(key: str, path: str) -> Any:

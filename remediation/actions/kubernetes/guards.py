@@ -8,7 +8,9 @@ Neighbours: the action modules call these before any write; each refusal is a `G
 - protected RBAC objects: `system:` names, the cluster-admin ClusterRole, anything labelled
   `kubernetes.io/bootstrapping`;
 - blast radius: cordoning or draining never makes the unschedulable share of nodes exceed the
-  limit (one third by default), and never takes the last schedulable node.
+  limit (one third by default), and never takes the last schedulable node;
+- clusters: only those in REMEDIATION_CLUSTERS (AKS resource ids or kubeconfig names); left empty,
+  only the clusters REMEDIATION_KUBECONFIGS names, by their exact key.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from remediation.actions.runtime import GuardRefused
 from remediation.settings import KubernetesSettings
 
 BOOTSTRAPPING_LABEL = "kubernetes.io/bootstrapping"
+
+
+def cluster_allowed(cluster: str, *, settings: KubernetesSettings) -> str:
+    """The cluster's lower-cased key if the bot may act on it; GuardRefused, naming the setting, if not."""
+    key = cluster.lower()
+    if key in (settings.clusters or settings.kubeconfigs):
+        return key
+    unset = "" if settings.clusters else " (unset: only the clusters named in REMEDIATION_KUBECONFIGS)"
+    raise GuardRefused(f"guard 'cluster allow-list': cluster {cluster} is not in REMEDIATION_CLUSTERS{unset}")
 
 
 def namespace_allowed(namespace: str | None, *, settings: KubernetesSettings) -> None:

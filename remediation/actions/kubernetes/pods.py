@@ -1,6 +1,7 @@
 """Pod actions: isolate (label + deny-all NetworkPolicy), release (remove both) and delete.
 
 Neighbours: `runtime.KubernetesAction` opens the session these actions work through;
+`isolation` creates, recognises and removes our NetworkPolicy (only ours: managed-by label, deny-all);
 `guards.namespace_allowed` refuses protected namespaces; `targets` binds a pod by uid and a
 fingerprint of its labels and spec (status moves with every probe). Isolation keeps the pod running
 for forensics: the label `remediation.security/isolated=<incident>` makes the NetworkPolicy
@@ -10,45 +11,30 @@ for forensics: the label `remediation.security/isolated=<incident>` makes the Ne
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any
 
 from pydantic import Field
 
 from remediation.actions.kubernetes import guards
-from remediation.actions.kubernetes.errors import Conflict, NotFound
+from remediation.actions.kubernetes.errors import NotFound
+from remediation.actions.kubernetes.isolation import (
+    ISOLATED_LABEL,
+    create_policy,
+    delete_ours,
+    deny_all_policy,
+    label_value,
+    managed_by_us,
+    policy_name,
+    read_policy,
+    refuse_foreign,
+)
+
+__all__ = ["ACTIONS", "ISOLATED_LABEL", "label_value", "policy_name"]
 from remediation.actions.kubernetes.params import EXAMPLE_POD, ClusterParams, Namespace, PodName, rules
 from remediation.actions.kubernetes.runtime import KubernetesAction
 from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
 from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, prior_snapshot
-
-ISOLATED_LABEL = "remediation.security/isolated"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "aks-acr-remediation"}
-
-
-def label_value(incident_id: str) -> str:
-    """A label value (63 characters of [A-Za-z0-9-_.], alphanumeric at both ends) naming the incident."""
-    value = re.sub(r"[^A-Za-z0-9._-]", "-", incident_id)[:63].strip("-_.")
-    return value or "isolated"
-
-
-def policy_name(pod: str) -> str:
-    return f"remediation-isolate-{pod}"[:253].rstrip("-.")
-
-
-def deny_all_policy(namespace: str, pod: str, value: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": policy_name(pod),
-            "namespace": namespace,
-            "labels": {**MANAGED_BY, ISOLATED_LABEL: value},
-            "annotations": {"remediation.security/pod": pod},
-        },
-        "spec": {"podSelector": {"matchLabels": {ISOLATED_LABEL: value}}, "policyTypes": ["Ingress", "Egress"]},
-    }
 
 
 def read_pod(s: ClusterSession, namespace: str, name: str) -> dict[str, Any]:
@@ -59,14 +45,6 @@ def read_pod(s: ClusterSession, namespace: str, name: str) -> dict[str, Any]:
 def _label_of(pod: dict[str, Any]) -> str | None:
     value = ((pod.get("metadata") or {}).get("labels") or {}).get(ISOLATED_LABEL)
     return str(value) if value is not None else None
-
-
-def _policy_exists(s: ClusterSession, namespace: str, pod: str) -> bool:
-    try:
-        s.call(s.networking.read_namespaced_network_policy, policy_name(pod), namespace, what="read network policy")
-    except NotFound:
-        return False
-    return True
 
 
 def _set_label(s: ClusterSession, pod: dict[str, Any], value: str | None, *, dry_run: bool = False) -> None:
@@ -80,24 +58,17 @@ def _set_label(s: ClusterSession, pod: dict[str, Any], value: str | None, *, dry
     write_fresh(s, pod, read=lambda: read_pod(s, namespace, name), write=write, what=f"label pod {namespace}/{name}")
 
 
-def _create_policy(s: ClusterSession, namespace: str, pod: str, value: str, *, dry_run: bool = False) -> None:
-    from kubernetes import client
-
-    body = client.V1NetworkPolicy.from_dict(deny_all_policy(namespace, pod, value))
-    extra: dict[str, Any] = {"dry_run": DRY_RUN} if dry_run else {}
-    with contextlib.suppress(Conflict):  # ours, from an earlier attempt: the name is derived from the pod
-        s.call(s.networking.create_namespaced_network_policy, namespace, body, what="create network policy", **extra)
-
-
 def preview_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> Preview:
     guards.namespace_allowed(params.namespace, settings=s.settings)
     pod = read_pod(s, params.namespace, params.pod)
     value = label_value(ctx.incident_id)
     target = version_of("Pod", pod)
-    if _label_of(pod) == value and _policy_exists(s, params.namespace, params.pod):
+    policy = read_policy(s, params.namespace, params.pod)
+    refuse_foreign(policy, value, namespace=params.namespace, pod=params.pod)
+    if _label_of(pod) == value and policy is not None:
         return Preview(action, f"pod {params.namespace}/{params.pod} is isolated already", target=target, noop=True)
     _set_label(s, pod, value, dry_run=True)
-    _create_policy(s, params.namespace, params.pod, value, dry_run=True)
+    create_policy(s, params.namespace, params.pod, value, dry_run=True)
     changes = {"label": {ISOLATED_LABEL: value}, "networkPolicy": deny_all_policy(params.namespace, params.pod, value)}
     return Preview(action, f"pod {params.namespace}/{params.pod} will be cut off the network", changes, target)
 
@@ -108,14 +79,16 @@ def apply_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, act
     target = version_of("Pod", pod)
     bind(ctx, target)
     value = label_value(ctx.incident_id)
+    policy = read_policy(s, params.namespace, params.pod)
+    refuse_foreign(policy, value, namespace=params.namespace, pod=params.pod)  # before anything is stored
     before = snapshot_target(ctx, target=target, state={"label": _label_of(pod)})["label"]
-    had_policy = _policy_exists(s, params.namespace, params.pod)
+    had_policy = policy is not None
     undo = {"label": value, "label_before": before}
     if _label_of(pod) == value and had_policy:
         outcome = Outcome.NOOP if before == value else Outcome.APPLIED
         message = "already isolated: nothing to do" if before == value else "isolated by an earlier attempt"
         return StepResult(action, outcome, message, target=target, snapshot=ctx.snapshot_key, undo=undo)
-    _create_policy(s, params.namespace, params.pod, value)  # policy first: nothing is cut off half-way
+    create_policy(s, params.namespace, params.pod, value)  # policy first: nothing is cut off half-way
     if _label_of(pod) != value:
         _set_label(s, pod, value)
     message = f"isolated: labelled {ISOLATED_LABEL}={value}, deny-all NetworkPolicy {policy_name(params.pod)}"
@@ -124,7 +97,10 @@ def apply_isolate(s: ClusterSession, params: PodParams, ctx: StepContext, *, act
 
 def preview_release(s: ClusterSession, params: PodParams, ctx: StepContext, *, action: str) -> Preview:
     pod = read_pod(s, params.namespace, params.pod)
-    policy = _policy_exists(s, params.namespace, params.pod)
+    found = read_policy(s, params.namespace, params.pod)
+    if found is not None and not managed_by_us(found):
+        raise PermanentFailure(f"NetworkPolicy {params.namespace}/{policy_name(params.pod)} is not ours: left alone")
+    policy = found is not None
     changes = {"removeLabel": _label_of(pod), "deleteNetworkPolicy": policy_name(params.pod) if policy else None}
     noop = _label_of(pod) is None and not policy
     summary = "not isolated: nothing to release" if noop else f"pod {params.namespace}/{params.pod} will be released"
@@ -136,16 +112,10 @@ def apply_release(s: ClusterSession, params: PodParams, ctx: StepContext, *, act
     target = version_of("Pod", pod)
     bind(ctx, target)
     value = _label_of(pod)
-    released = False
+    released = delete_ours(s, params.namespace, params.pod)  # first: a policy not ours fails the step untouched
     if value is not None:
         _set_label(s, pod, None)
         released = True
-    try:
-        s.call(s.networking.delete_namespaced_network_policy, policy_name(params.pod), params.namespace,
-               what="delete network policy")  # fmt: skip
-        released = True
-    except NotFound:
-        pass
     if not released:
         return StepResult(action, Outcome.NOOP, "not isolated: nothing to do", target=target)
     return StepResult(action, Outcome.APPLIED, "released: label and NetworkPolicy removed", target=target,
@@ -165,7 +135,7 @@ def undo_release(s: ClusterSession, params: PodParams, result: StepResult, ctx: 
     if not value:
         return StepResult(result.action, Outcome.NOOP, "the release changed nothing: nothing to undo")
     pod = read_pod(s, params.namespace, params.pod)
-    _create_policy(s, params.namespace, params.pod, str(value))
+    create_policy(s, params.namespace, params.pod, str(value))
     if _label_of(pod) != value:
         _set_label(s, pod, str(value))
     return StepResult(result.action, Outcome.UNDONE, "isolated again", target=version_of("Pod", pod))

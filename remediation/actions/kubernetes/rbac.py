@@ -31,7 +31,18 @@ from remediation.actions.kubernetes.params import (
 from remediation.actions.kubernetes.runtime import KubernetesAction
 from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession
 from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
-from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, prior_snapshot
+from remediation.actions.runtime import (
+    Outcome,
+    PermanentFailure,
+    Preview,
+    SnapshotRefused,
+    StepContext,
+    StepResult,
+    TargetVersion,
+    content_hash,
+    prior_snapshot,
+    verified_snapshot,
+)
 
 SERVER_FIELDS = (
     "uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink", "generation",
@@ -81,9 +92,11 @@ def apply_delete(s: ClusterSession, params: DeleteRbacObjectParams, ctx: StepCon
     try:
         obj = read(s, params.kind, params.name, params.namespace)
     except NotFound:
-        if prior_snapshot(ctx) is None:
+        prior = prior_snapshot(ctx)
+        if prior is None:
             raise PermanentFailure(f"{label} not found on {s.cluster}: nothing was deleted") from None
-        return StepResult(action, Outcome.APPLIED, f"{label} deleted by an earlier attempt",
+        earlier = TargetVersion.from_json(prior["target"]) if isinstance(prior.get("target"), dict) else None
+        return StepResult(action, Outcome.APPLIED, f"{label} deleted by an earlier attempt", target=earlier,
                           snapshot=ctx.snapshot_key, undo={"snapshot": ctx.snapshot_key})  # fmt: skip
     guards.rbac_deletable(params.kind, obj, settings=s.settings)
     target = version_of(params.kind, obj)
@@ -99,7 +112,8 @@ def undo_delete(s: ClusterSession, params: DeleteRbacObjectParams, result: StepR
     key = result.undo.get("snapshot") or result.snapshot
     if not key:
         return StepResult(result.action, Outcome.NOOP, "no snapshot recorded: nothing to restore")
-    restored = restore(s, ctx.snapshots.load(str(key)), action=result.action)
+    document = verified_snapshot(ctx.snapshots, str(key), expected_hash=result.snapshot_hash, target=result.target)
+    restored = restore(s, document, action=result.action)
     outcome = Outcome.UNDONE if restored.outcome is Outcome.APPLIED else restored.outcome
     return StepResult(result.action, outcome, restored.message, target=restored.target, undo=restored.undo)
 
@@ -111,6 +125,9 @@ def restorable(document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(obj, dict) or kind not in _SUFFIX:
         raise PermanentFailure("the snapshot holds no RBAC object to restore")
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_FIELDS}
+    target = document.get("target") or {}
+    if (meta.get("name"), meta.get("namespace")) != (target.get("name"), target.get("namespace")):
+        raise SnapshotRefused("the snapshot's object is not the target it records: nothing restored")
     clean = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     return kind, {**clean, "metadata": meta}
 
@@ -128,17 +145,30 @@ def _create(s: ClusterSession, kind: str, obj: dict[str, Any], *, dry_run: bool 
 
 
 def preview_restore(s: ClusterSession, params: RestoreObjectParams, ctx: StepContext, *, action: str) -> Preview:
-    kind, obj = restorable(ctx.snapshots.load(params.snapshot))
-    label = _describe(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
+    """What would be re-created; the approval binds to the snapshot's content hash (`target.version`)."""
+    try:
+        document = ctx.snapshots.load(params.snapshot)
+    except LookupError:
+        raise SnapshotRefused(f"snapshot {params.snapshot} is missing") from None
+    kind, obj = restorable(document)
+    name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
+    label = _describe(kind, name, namespace)
+    target = TargetVersion(kind=kind, name=name, namespace=namespace, version=content_hash(document))
     try:
         _create(s, kind, obj, dry_run=True)
     except Conflict:
-        return Preview(action, f"{label} exists already: nothing to restore", noop=True)
-    return Preview(action, f"{label} will be re-created", {k: obj[k] for k in CONTENT_FIELDS if k in obj})
+        return Preview(action, f"{label} exists already: nothing to restore", target=target, noop=True)
+    changes = {k: obj[k] for k in CONTENT_FIELDS if k in obj}
+    return Preview(action, f"{label} will be re-created", changes, target)
 
 
 def apply_restore(s: ClusterSession, params: RestoreObjectParams, ctx: StepContext, *, action: str) -> StepResult:
-    return restore(s, ctx.snapshots.load(params.snapshot), action=action)
+    """Re-create exactly the snapshot the approvers saw in the preview, or nothing."""
+    if ctx.expected is None:
+        raise SnapshotRefused(f"snapshot {params.snapshot} was not previewed: there is no approved content to restore")
+    document = verified_snapshot(ctx.snapshots, params.snapshot, expected_hash=ctx.expected.version,
+                                 target=ctx.expected)  # fmt: skip
+    return restore(s, document, action=action)
 
 
 def restore(s: ClusterSession, document: dict[str, Any], *, action: str) -> StepResult:
@@ -208,7 +238,7 @@ class DeleteRbacObject(KubernetesAction[DeleteRbacObjectParams]):
     name = "kubernetes.delete_rbac_object"
     summary = (
         "Delete a ClusterRoleBinding, RoleBinding, ClusterRole or Role after snapshotting it. "
-        "Undo: kubernetes.restore_object from the snapshot."
+        "Undo: kubernetes.restore_object from the snapshot (break-glass role), refused if the snapshot changed."
     )
     Params = DeleteRbacObjectParams
     permissions = tuple(p for r in RBAC_RESOURCES for p in rules(f"rbac.authorization.k8s.io/{r}", "get", "delete"))
@@ -231,8 +261,9 @@ class DeleteRbacObject(KubernetesAction[DeleteRbacObjectParams]):
 class RestoreObject(KubernetesAction[RestoreObjectParams]):
     name = "kubernetes.restore_object"
     summary = (
-        "Recreate an object from the snapshot taken before a destructive action. Restoring roles and "
-        "bindings needs `bind` and `escalate`: Kubernetes refuses to grant more than the creator holds otherwise."
+        "Recreate an object from the snapshot taken before a destructive action, only if the snapshot is "
+        "unchanged since its preview (content hash). Break-glass: re-creating roles and bindings needs "
+        "`create`, `bind` and `escalate`, which are in deploy/kubernetes/break-glass.yaml, bound only when needed."
     )
     Params = RestoreObjectParams
     permissions = (
@@ -241,6 +272,7 @@ class RestoreObject(KubernetesAction[RestoreObjectParams]):
     )
     example = {"cluster": EXAMPLE_CLUSTER, "snapshot": "snapshots/2024-11-21/inc-0001/step-0.json"}
     destructive = False
+    break_glass = True
 
     def preview_on(self, s: ClusterSession, params: RestoreObjectParams, ctx: StepContext) -> Preview:
         return preview_restore(s, params, ctx, action=self.name)

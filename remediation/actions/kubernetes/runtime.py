@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from remediation.actions.base import Action
+from remediation.actions.kubernetes import guards
 from remediation.actions.kubernetes.params import ClusterParams
 from remediation.actions.kubernetes.session import ClusterSession
 from remediation.actions.runtime import Preview, StepContext, StepResult
@@ -36,6 +37,7 @@ class KubernetesRuntime:
         retry = self.retry or RetryPolicy(
             attempts=self.settings.retry_attempts, max_seconds=self.settings.retry_max_seconds, max_retry_after=None
         )
+        guards.cluster_allowed(cluster, settings=self.settings)  # whatever the client source does
         return ClusterSession(cluster, self.clients.get(cluster), self.settings, retry)
 
 
