@@ -198,6 +198,8 @@ def news(ref: MessageRef, incident: Incident) -> list[str]:
 
 def _state_line(incident: Incident, *, previous: str) -> str:
     state = incident.state
+    if state is _S.REJECTED and incident.rejected_by is None:
+        return f":no_entry: Refused by a guard rail: {escape(incident.last_error or 'no reason recorded')}"
     if state is _S.REJECTED:
         return f":no_entry: Rejected by <@{incident.rejected_by}>"
     if state is _S.APPROVED and incident.break_glass:

@@ -14,6 +14,7 @@ host delivers it again later, when it is either done (a duplicate) or its lease 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -165,7 +166,7 @@ class Intake:
                 )
             return
         try:
-            self._sink.handle(signal)
+            self._sink.handle(dataclasses.replace(signal, route=report.trigger))
         except BaseException:
             self._ledger.release(signal.id)
             raise

@@ -161,6 +161,7 @@ class Signal:
     actor: str | None = None
     extended_properties: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    route: str | None = field(default=None, compare=False)  # the trigger it arrived by, set by intake
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready view used by the CLI, logs and notifiers (raw left out)."""
@@ -173,6 +174,8 @@ class Signal:
             "title": self.title,
             "link": self.link,
             "actor": self.actor,
+            "description": self.description,
+            "route": self.route,
             "targets": self.targets.as_dict(),
             "extended_properties": dict(self.extended_properties),
         }

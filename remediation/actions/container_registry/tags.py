@@ -114,8 +114,14 @@ class QuarantineTag(RegistryAction[QuarantineTagParams]):
         job = self._job(params)
         state = self._bound_state(job, params, ctx)
         if params.mode == "lock":
+            # The lock disables the manifest too, so every tag on the same digest stops being pullable.
+            others = sorted(t for t, d in self.runtime.data.tags(job.ref, job.repository).items() if d == state.digest)
+            others = [t for t in others if t != job.tag]
             summary = f"lock {job.where} ({state.digest}): no pulls, pushes or deletes of the tag or the digest"
-            return Preview(self.name, summary, lock_changes(state), job.target(state.digest), noop=state.locked())
+            if others:
+                summary += f"; also stops being pullable: {', '.join(others)}"
+            changes = {**lock_changes(state), "other_tags": others}
+            return Preview(self.name, summary, changes, job.target(state.digest), noop=state.locked())
         changes = move_changes(job, state)
         summary = f"move {job.where} ({state.digest}) to {changes['import']['target']} and remove the tag"
         return Preview(self.name, summary, changes, job.target(state.digest))
