@@ -44,12 +44,12 @@ def slack_notifications(components: Components) -> Slack | None:
     if settings is None:
         return None
     client = make_client(token=settings.bot_token, base_url=settings.api_base_url)
-    storage = components.settings.storage_connection
-    messages = TableMessageStore.from_connection_string(storage, table_name=settings.messages_table)
+    storage = components.storage()
+    messages = TableMessageStore.from_storage(storage, table_name=settings.messages_table)
     publisher = SlackNotifier(
         client=client, messages=messages, default_channel=settings.default_channel, clock=components.clock
     )
-    outbox = Outbox(queue=StorageJobQueue(connection_string=storage, queue_name=components.settings.slack_outbox_queue))
+    outbox = Outbox(queue=StorageJobQueue(storage=storage, queue_name=components.settings.slack_outbox_queue))
     return Slack(
         settings=settings, client=client, notifier=outbox, publisher=publisher, directory=SlackDirectory(client=client)
     )

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from remediation.incidents import Incident
-from remediation.store.clients import make_table_client
+from remediation.store.clients import StorageAccess, make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -58,13 +58,18 @@ class TableMessageStore:
         self._table = table_client
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, *, table_name: str, **client_kwargs: Any) -> Self:
+    def from_storage(cls, storage: StorageAccess | str, *, table_name: str, **client_kwargs: Any) -> Self:
         from azure.core.exceptions import ResourceExistsError
 
-        table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
+        table_client = make_table_client(storage, table_name=table_name, **client_kwargs)
         with contextlib.suppress(ResourceExistsError):
             table_client.create_table()
         return cls(table_client=table_client)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def get(self, incident_id: str) -> MessageRef | None:
         from azure.core.exceptions import ResourceNotFoundError

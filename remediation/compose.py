@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from remediation.notifier import Notifier
     from remediation.playbooks import PlaybookSet
     from remediation.push_policy import FindingsRecheck, PushPolicy
+    from remediation.store.clients import StorageAccess
     from remediation.store.events import TableEventLedger
     from remediation.store.incidents import TableIncidentStore
     from remediation.store.snapshots import BlobSnapshotStore
@@ -89,6 +90,7 @@ class Components:
         self.clock = clock
         self.sleep = sleep
         self.credential: TokenCredential = credential or LazyCredential(self._default_credential)
+        self.storage_credential: TokenCredential = credential or self._default_storage_credential()
         self._notifications_factory = notifications
         self._built: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -111,6 +113,25 @@ class Components:
         return credential
 
     # -- storage -----------------------------------------------------------------------------------
+    def storage(self) -> StorageAccess:
+        """The storage account every adapter connects through: AzureWebJobsStorage's connection string,
+        or its identity-based settings with `storage_credential`."""
+        from remediation.store.clients import StorageAccess
+
+        return self._once(
+            "storage", lambda: StorageAccess.from_settings(self.settings, credential=self.storage_credential)
+        )
+
+    def _default_storage_credential(self) -> TokenCredential:
+        """`credential` when storage names no identity of its own (AzureWebJobsStorage__credential,
+        __clientId); otherwise the one the host would use, built on the first token request."""
+        from remediation.store.clients import default_storage_credential
+
+        storage = self.settings.storage
+        if storage.credential is None and storage.client_id in (None, self.settings.azure.client_id):
+            return self.credential
+        return LazyCredential(lambda: default_storage_credential(self.settings))
+
     def incidents(self) -> TableIncidentStore:
         return self._once("incidents", self._incidents)
 
@@ -118,18 +139,14 @@ class Components:
         from remediation.store.incidents import TableIncidentStore
 
         s = self.settings
-        store = TableIncidentStore.from_connection_string(
-            s.storage_connection, table_name=s.incidents_table, audit_table=s.audit_table
-        )
+        store = TableIncidentStore.from_storage(self.storage(), table_name=s.incidents_table, audit_table=s.audit_table)
         return keyed_audit(store, s)
 
     def ledger(self) -> TableEventLedger:
         from remediation.store.events import TableEventLedger
 
         s = self.settings
-        return self._once(
-            "ledger", lambda: TableEventLedger.from_connection_string(s.storage_connection, table_name=s.events_table)
-        )
+        return self._once("ledger", lambda: TableEventLedger.from_storage(self.storage(), table_name=s.events_table))
 
     def snapshots(self) -> BlobSnapshotStore:
         from remediation.store.snapshots import BlobSnapshotStore
@@ -137,16 +154,14 @@ class Components:
         s = self.settings
         return self._once(
             "snapshots",
-            lambda: BlobSnapshotStore.from_connection_string(s.storage_connection, container=s.snapshots_container),
+            lambda: BlobSnapshotStore.from_storage(self.storage(), container=s.snapshots_container),
         )
 
     def work(self) -> StorageWorkQueue:
         from remediation.store.work import StorageWorkQueue
 
         s = self.settings
-        return self._once(
-            "work", lambda: StorageWorkQueue.from_connection_string(s.storage_connection, queue_name=s.actions_queue)
-        )
+        return self._once("work", lambda: StorageWorkQueue.from_storage(self.storage(), queue_name=s.actions_queue))
 
     # -- actions and their clients -----------------------------------------------------------------
     def registry_clients(self) -> RegistryClients:
@@ -234,9 +249,7 @@ class Components:
 
         registry = self.settings.registry
         return PushPolicy(
-            tag_index=TableTagIndex.from_connection_string(
-                self.settings.storage_connection, table_name=registry.tag_index_table
-            ),
+            tag_index=TableTagIndex.from_storage(self.storage(), table_name=registry.tag_index_table),
             findings=self._findings(),
             recheck=self._recheck_queue(),
             rules=PushRules(disallowed_tags=registry.disallowed_tags, pusher_allowlist=registry.pusher_allowlist),
@@ -272,9 +285,7 @@ class Components:
         s = self.settings
         return self._once(
             "recheck_queue",
-            lambda: RecheckQueue.from_connection_string(
-                s.storage_connection, delays=s.registry.findings_recheck_delays
-            ),
+            lambda: RecheckQueue.from_storage(self.storage(), delays=s.registry.findings_recheck_delays),
         )
 
     def engine(self) -> Engine:
@@ -345,6 +356,7 @@ def compose(
     notifications: NotificationsFactory | None = None,
 ) -> Components:
     """The app's object graph for `settings`. `credential` defaults to DefaultAzureCredential (the
-    managed identity in Azure, AZURE_CLIENT_ID for a user-assigned one); `notifications` builds the
-    Slack part (bot/ supplies it; without it the engine logs)."""
+    managed identity in Azure, AZURE_CLIENT_ID for a user-assigned one) and, handed in, also reaches
+    identity-based storage (`Components.storage`); `notifications` builds the Slack part (bot/
+    supplies it; without it the engine logs)."""
     return Components(settings, credential=credential, clock=clock, sleep=sleep, notifications=notifications)

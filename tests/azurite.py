@@ -1,7 +1,9 @@
 """Azurite, the Azure Storage emulator, as a subprocess on loopback for tests.
 
 `tests/conftest.py` starts one in-memory instance per session; a test that stops and restarts the
-emulator and expects its data to survive builds its own with `location=` a directory.
+emulator and expects its data to survive builds its own with `location=` a directory. With `tls=`
+(a certificate and key, e.g. from trustme) it serves HTTPS, and with `oauth=True` also takes bearer
+tokens (`--oauth basic`: the token's audience, issuer and lifetime are checked, not its signature).
 The executable is the repo's pinned `node_modules/.bin/azurite` (see package.json and
 /work/shared/TOOLCHAIN.md for why each flag is there).
 """
@@ -47,8 +49,14 @@ def _accepts(port: int) -> bool:
 class Azurite:
     """One Azurite process serving blob, queue and table on three fixed loopback ports."""
 
-    def __init__(self, *, location: Path | None = None) -> None:
+    def __init__(
+        self, *, location: Path | None = None, tls: tuple[Path, Path] | None = None, oauth: bool = False
+    ) -> None:
+        if oauth and tls is None:
+            raise ValueError("Azurite takes OAuth only over HTTPS: pass tls=(cert, key)")
         self.location = location
+        self.tls = tls  # (certificate PEM, private key PEM)
+        self.oauth = oauth
         self.blob_port, self.queue_port, self.table_port = free_ports(3)
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -58,10 +66,19 @@ class Azurite:
         return self.blob_port, self.queue_port, self.table_port
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    def endpoint(self, service: str) -> str:
+        """The account's `service` ("blob", "queue", "table") endpoint, path-style."""
+        port = {"blob": self.blob_port, "queue": self.queue_port, "table": self.table_port}[service]
+        return f"{self.scheme}://127.0.0.1:{port}/{ACCOUNT_NAME}"
+
+    @property
     def connection_string(self) -> str:
-        base = f"http://127.0.0.1:{{port}}/{ACCOUNT_NAME}"
+        base = f"{self.scheme}://127.0.0.1:{{port}}/{ACCOUNT_NAME}"
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={base.format(port=self.blob_port)};"
             f"QueueEndpoint={base.format(port=self.queue_port)};"
             f"TableEndpoint={base.format(port=self.table_port)};"
@@ -69,6 +86,10 @@ class Azurite:
 
     def command(self) -> list[str]:
         storage = ["--inMemoryPersistence"] if self.location is None else ["--location", str(self.location)]
+        if self.tls is not None:
+            storage += ["--cert", str(self.tls[0]), "--key", str(self.tls[1])]
+        if self.oauth:
+            storage += ["--oauth", "basic"]
         return [
             str(AZURITE_BIN),
             "--silent",

@@ -43,6 +43,12 @@ REGISTRY_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerR
 # A valid value other than the default, for each app setting.
 OTHER_VALUES = {
     "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=a2V5;",
+    "AzureWebJobsStorage__accountName": "otheraccount",
+    "AzureWebJobsStorage__blobServiceUri": "https://other.blob.core.chinacloudapi.cn",
+    "AzureWebJobsStorage__queueServiceUri": "https://other.queue.core.chinacloudapi.cn",
+    "AzureWebJobsStorage__tableServiceUri": "https://other.table.core.chinacloudapi.cn",
+    "AzureWebJobsStorage__credential": "managedidentity",
+    "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000002",
     "REMEDIATION_EVENTS_TABLE": "otherevents",
     "REMEDIATION_INCIDENTS_TABLE": "otherincidents",
     "REMEDIATION_AUDIT_TABLE": "otheraudit",
@@ -90,6 +96,9 @@ MALFORMED = {
     "url": ["management.azure.com", "ftp://host", "https://"],
     "url-template": ["https://{registry}", "https://{0}", "https://{login_server", "{login_server}"],
     "authority": ["http://login.example"],
+    "account-name": ["Other_Account", "ab", "a" * 25],
+    "credential": ["clientsecret", "workloadidentity"],
+    "https-url": ["http://other.blob.core.windows.net", "https://", "other.blob.core.windows.net"],
 }
 FREE_TEXT = {"text", "path", "connection", "list", "flag"}
 

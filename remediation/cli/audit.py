@@ -11,7 +11,10 @@ account or table name is reported, never created. Findings go to stdout, one lin
 Exit codes (`remediation.cli.common`): 0 every chain intact; 1 problems found (a broken chain, an
 incident without audit records, an `--incident` that does not exist, a missing table); 2 a usage or
 settings error (an `--incident` no table key can hold, AzureWebJobsStorage unset or malformed); 3
-storage unreachable or refusing us (connection, DNS, timeout, 401/403, any other storage error).
+storage unreachable or refusing us (connection, DNS, timeout, 401/403, no token for an identity, any
+other storage error). Storage is reached as the app reaches it (`remediation.compose.Components.storage`):
+AzureWebJobsStorage's connection string, or its identity-based settings (`AzureWebJobsStorage__accountName`
+or the `__*ServiceUri`s, `__credential`, `__clientId`) with a token from azure-identity, no account key.
 Neighbours: `remediation.store.incidents.TableIncidentStore` and its `TableAuditLog` do the reading;
 `remediation.audit` defines what a problem is.
 """
@@ -27,8 +30,10 @@ from remediation.cli.common import EXIT_FOUND, EXIT_OK, EXIT_UNREACHABLE, EXIT_U
 from remediation.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
     from azure.core.exceptions import AzureError
 
+    from remediation.store.clients import StorageAccess
     from remediation.store.incidents import TableIncidentStore
 
 PROG = "remediate audit verify"
@@ -38,10 +43,11 @@ UNKEYED = "unkeyed: proves ordering, not authorship (REMEDIATION_AUDIT_KEY is no
 _KEY = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,512}")
 
 
-def verify(*, incident: str | None, connection_string: str | None) -> int:
+def verify(*, incident: str | None, connection_string: str | None, credential: TokenCredential | None = None) -> int:
+    """The command; `credential` (default: the host's, see `remediation.compose`) is for identity-based storage."""
     from azure.core.exceptions import AzureError
 
-    from remediation.compose import keyed_audit
+    from remediation.compose import compose, keyed_audit
     from remediation.store.incidents import TableIncidentStore
 
     if incident is not None and not _KEY.fullmatch(incident):
@@ -50,12 +56,10 @@ def verify(*, incident: str | None, connection_string: str | None) -> int:
         settings = Settings.from_env(require_storage=not connection_string)
         if connection_string:  # the other settings (table names) still come from the environment
             settings = dataclasses.replace(settings, storage_connection=connection_string)
+        storage = compose(settings, credential=credential).storage()
         store = keyed_audit(
-            TableIncidentStore.from_connection_string(
-                settings.storage_connection,
-                table_name=settings.incidents_table,
-                audit_table=settings.audit_table,
-                create=False,
+            TableIncidentStore.from_storage(
+                storage, table_name=settings.incidents_table, audit_table=settings.audit_table, create=False
             ),
             settings,
         )
@@ -65,7 +69,7 @@ def verify(*, incident: str | None, connection_string: str | None) -> int:
         return _fail(EXIT_USAGE, f"{PROG}: the storage connection string: {_first_line(problem)}")
     try:
         with store:
-            missing = _missing_tables(settings)
+            missing = _missing_tables(settings, storage)
             checked, problems = (0, missing) if missing else _check(store, incident)
     except AzureError as error:
         return _fail(EXIT_UNREACHABLE, f"{PROG}: {_storage_problem(error)}")
@@ -95,13 +99,9 @@ def _check(store: TableIncidentStore, incident: str | None) -> tuple[int, list[s
     return len(flagged | set(wanted)), problems
 
 
-def _missing_tables(settings: Settings) -> list[str]:
+def _missing_tables(settings: Settings, storage: StorageAccess) -> list[str]:
     """A line for each of the two tables that this account does not have (looked up, not created)."""
-    from azure.data.tables import TableServiceClient
-
-    from remediation.store.clients import CLIENT_DEFAULTS
-
-    with TableServiceClient.from_connection_string(settings.storage_connection, **CLIENT_DEFAULTS) as service:
+    with storage.table_service() as service:
         return [
             f"no {role} table '{name}' in this account"
             for role, name in (("incidents", settings.incidents_table), ("audit", settings.audit_table))
@@ -113,6 +113,8 @@ def _storage_problem(error: AzureError) -> str:
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     status = getattr(error, "status_code", None)
+    if isinstance(error, ClientAuthenticationError) and status is None:  # azure-identity got no token
+        return f"no storage token from the identity: {_first_line(error)}"
     if isinstance(error, ClientAuthenticationError) or status in (401, 403):
         return f"storage refused the credentials (HTTP {status}): {_first_line(error)}"
     if isinstance(error, HttpResponseError):

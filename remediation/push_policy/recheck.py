@@ -26,6 +26,8 @@ from remediation.signals.model import Severity, Signal, Source, Targets
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
+    from remediation.store.clients import StorageAccess
+
 logger = logging.getLogger(__name__)
 
 QUEUE = "registry-findings"
@@ -67,11 +69,16 @@ class RecheckQueue:
         self.delays = tuple(delays)
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, *, queue_name: str = QUEUE, **kwargs: Any) -> Self:
+    def from_storage(cls, storage: StorageAccess | str, *, queue_name: str = QUEUE, **kwargs: Any) -> Self:
         from remediation.store.clients import base64_queue
 
         delays = kwargs.pop("delays", DEFAULT_DELAYS)
-        return cls(queue=base64_queue(conn_str, queue_name=queue_name, **kwargs), delays=delays)
+        return cls(queue=base64_queue(storage, queue_name=queue_name, **kwargs), delays=delays)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def schedule(self, recheck: Recheck) -> bool:
         if recheck.attempt > len(self.delays):

@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.store.clients import make_table_client
+from remediation.store.clients import StorageAccess, make_table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -35,13 +35,18 @@ class TableTagIndex:
         self._table = table_client
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, *, table_name: str = DEFAULT_TABLE, **kwargs: Any) -> Self:
+    def from_storage(cls, storage: StorageAccess | str, *, table_name: str = DEFAULT_TABLE, **kwargs: Any) -> Self:
         from azure.core.exceptions import ResourceExistsError
 
-        table = make_table_client(conn_str, table_name=table_name, **kwargs)
+        table = make_table_client(storage, table_name=table_name, **kwargs)
         with contextlib.suppress(ResourceExistsError):
             table.create_table()
         return cls(table_client=table)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def record_push(
         self, *, registry: str, repository: str, tag: str, digest: str, event_id: str, time: datetime

@@ -46,6 +46,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SlackSettings",
+    "StorageSettings",
     "render_settings_table",
 ]
 
@@ -107,9 +108,42 @@ class AzureSettings:
         return f"{self.arm_endpoint.rstrip('/')}/.default"
 
 
+STORAGE_SERVICES = ("blob", "queue", "table")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """AzureWebJobsStorage's identity-based form, as the Functions host reads it: used when the
+    connection string (`Settings.storage_connection`) is unset. An endpoint is its `__<service>ServiceUri`,
+    else `https://<__accountName>.<service>.core.windows.net`."""
+
+    account_name: str | None = None
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    credential: str | None = None  # "managedidentity", or None: DefaultAzureCredential
+    client_id: str | None = None  # a user-assigned identity; None: AZURE_CLIENT_ID, else the system-assigned
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_name or self.blob_service_uri or self.queue_service_uri or self.table_service_uri)
+
+    def endpoint(self, service: str) -> str:
+        """The `service` ("blob", "queue", "table") endpoint; SettingsError when there is none."""
+        uri: str | None = getattr(self, f"{service}_service_uri")
+        if uri:
+            return uri
+        if self.account_name:
+            return f"https://{self.account_name}.{service}.core.windows.net"
+        raise SettingsError(
+            f"AzureWebJobsStorage__{service}ServiceUri is not set (nor AzureWebJobsStorage__accountName): "
+            "identity-based storage needs the blob, queue and table endpoints"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    storage_connection: str = field(repr=False)  # holds the account key in Azure
+    storage_connection: str = field(repr=False)  # "" when storage is identity-based (`storage`)
     events_table: str = "events"
     incidents_table: str = "incidents"
     audit_table: str = "audit"
@@ -128,21 +162,34 @@ class Settings:
     # Slack endpoint: execution, undo and the timer still run (and log instead of posting).
     slack_problem: str | None = None
     azure: AzureSettings = field(default_factory=AzureSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)  # identity-based AzureWebJobsStorage
+
+    @property
+    def storage_uses_identity(self) -> bool:
+        """True when storage is reached with a token (no connection string, identity settings given)."""
+        return not self.storage_connection and self.storage.configured
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_storage: bool = True) -> Settings:
         """Every setting from `env` (os.environ when None); SettingsError names the first bad one.
 
-        `require_storage=False` lets tools that touch no storage (rendering, offline checks) read the
-        other groups; `storage_connection` is then "" when unset.
+        Storage is AzureWebJobsStorage's connection string or, when that is unset, its identity-based
+        settings (`storage`), as the Functions host reads them. `require_storage=False` lets tools that
+        touch no storage (rendering, offline checks) read the other groups; `storage_connection` is
+        then "" when unset.
         """
         values = os.environ if env is None else env
         storage = _raw(values, "AzureWebJobsStorage")
+        identity = _storage(values)
         if require_storage and not storage:
-            raise SettingsError(
-                "AzureWebJobsStorage is not set: use 'UseDevelopmentStorage=true' with Azurite locally, "
-                "or the storage account's connection string in Azure"
-            )
+            if not identity.configured:
+                raise SettingsError(
+                    "AzureWebJobsStorage is not set: use 'UseDevelopmentStorage=true' with Azurite locally, "
+                    "or in Azure AzureWebJobsStorage__accountName (identity-based) or the storage account's "
+                    "connection string"
+                )
+            for service in STORAGE_SERVICES:
+                identity.endpoint(service)
         playbooks = _raw(values, "REMEDIATION_PLAYBOOKS_DIR")
         try:
             slack, slack_problem = _slack(values), None
@@ -166,6 +213,7 @@ class Settings:
             slack=slack,
             slack_problem=slack_problem,
             azure=_azure(values),
+            storage=identity,
         )
 
 
@@ -259,6 +307,48 @@ def _azure(env: Mapping[str, str]) -> AzureSettings:
         acr_data_endpoint=template,
         client_id=_raw(env, "AZURE_CLIENT_ID") or None,
     )
+
+
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    account = _raw(env, "AzureWebJobsStorage__accountName")
+    if account and not _ACCOUNT_NAME.fullmatch(account):
+        raise SettingsError(
+            f"AzureWebJobsStorage__accountName must be a storage account name (3-24 lower-case letters and "
+            f"digits), not {account!r}"
+        )
+    credential = _raw(env, "AzureWebJobsStorage__credential")
+    if credential.lower() not in ("", "managedidentity"):
+        raise SettingsError(f"AzureWebJobsStorage__credential must be 'managedidentity' or empty, not {credential!r}")
+    uris = {
+        service: _https(env, name)
+        for service, name in (
+            ("blob", "AzureWebJobsStorage__blobServiceUri"),
+            ("queue", "AzureWebJobsStorage__queueServiceUri"),
+            ("table", "AzureWebJobsStorage__tableServiceUri"),
+        )
+    }
+    return StorageSettings(
+        account_name=account or None,
+        blob_service_uri=uris["blob"],
+        queue_service_uri=uris["queue"],
+        table_service_uri=uris["table"],
+        credential=credential.lower() or None,
+        client_id=_raw(env, "AzureWebJobsStorage__clientId") or None,
+    )
+
+
+def _https(env: Mapping[str, str], name: str) -> str | None:
+    """An optional https URL (a token is only sent over TLS), without its trailing slash."""
+    raw = _raw(env, name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "https" or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute https URL (tokens are only sent over TLS), not {raw!r}")
+    return raw.rstrip("/")
 
 
 def _number(env: Mapping[str, str], name: str) -> float:

@@ -22,7 +22,7 @@ DEFAULT_ACR_DATA_ENDPOINT = "https://{login_server}"
 # How a value is written; tests/test_settings.py feeds every parsed kind a malformed value.
 Kind = Literal[
     "text", "path", "connection", "list", "flag", "number", "fraction", "json", "minutes", "url", "url-template",
-    "authority",
+    "authority", "account-name", "credential", "https-url",
 ]  # fmt: skip
 
 
@@ -51,8 +51,22 @@ class Setting:
 # fmt: off
 DECLARED: tuple[Setting, ...] = (
     Setting("FUNCTIONS_WORKER_RUNTIME", "text", "the language worker", example="python", required=True, host_only=True),
-    Setting("AzureWebJobsStorage", "connection", "storage for the host and for our tables, queue and snapshots",
-            example="UseDevelopmentStorage=true", secret=True, required=True),
+    Setting("AzureWebJobsStorage", "connection", "storage for the host and for our tables, queues and snapshots: "
+            "a connection string (Azurite locally); unset in Azure, where the identity-based "
+            "`AzureWebJobsStorage__*` settings below are used (one of the two is required)",
+            example="UseDevelopmentStorage=true", secret=True),
+    Setting("AzureWebJobsStorage__accountName", "account-name", "identity-based storage (host and app): the "
+            "storage account, reached at `https://<name>.{blob,queue,table}.core.windows.net` with a token"),
+    Setting("AzureWebJobsStorage__blobServiceUri", "https-url", "identity-based storage: the blob endpoint "
+            "(sovereign clouds, emulators); overrides `__accountName` for blobs"),
+    Setting("AzureWebJobsStorage__queueServiceUri", "https-url", "identity-based storage: the queue endpoint; "
+            "overrides `__accountName` for queues"),
+    Setting("AzureWebJobsStorage__tableServiceUri", "https-url", "identity-based storage: the table endpoint "
+            "(our tables need it where the host needs only blob and queue); overrides `__accountName`"),
+    Setting("AzureWebJobsStorage__credential", "credential", "identity-based storage: `managedidentity` takes "
+            "the managed identity only; empty: DefaultAzureCredential (developer sign-ins locally)"),
+    Setting("AzureWebJobsStorage__clientId", "text", "identity-based storage: the client id of the user-assigned "
+            "identity with the storage roles; empty: AZURE_CLIENT_ID, else the system-assigned identity"),
     Setting("AzureWebJobsFeatureFlags", "list", "`EnableWorkerIndexing` lets the host index the v2 programming model",
             example="EnableWorkerIndexing", host_only=True),
     Setting("REMEDIATION_EVENTS_TABLE", "text", "name of the dedup table", "events"),

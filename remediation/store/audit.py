@@ -2,7 +2,7 @@
 
 Neighbours: `remediation.audit` defines the records, the hashing and the chain check this module
 stores and reads; `remediation.store.incidents.TableIncidentStore` appends one record per audited
-change; the executor may append its own. Clients come from `remediation.store.events.make_table_client`.
+change; the executor may append its own. Clients come from `remediation.store.clients.StorageAccess`.
 
 Each log seals with the `AuditKeys` it is given (`compose` and `remediate audit verify` pass the
 keys from settings); `key_id` is stored as a column of keyed records.
@@ -35,7 +35,7 @@ from remediation.audit import (
     check_chain,
     seal,
 )
-from remediation.store.clients import make_table_client
+from remediation.store.clients import StorageAccess, make_table_client
 from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
@@ -78,9 +78,9 @@ class TableAuditLog(Closing):
         return TableAuditLog(table_client=self._table, keys=keys, max_attempts=self._max_attempts, pause=self._pause)
 
     @classmethod
-    def from_connection_string(
+    def from_storage(
         cls,
-        conn_str: str,
+        storage: StorageAccess | str,
         *,
         table_name: str = DEFAULT_TABLE,
         create: bool = True,
@@ -91,11 +91,16 @@ class TableAuditLog(Closing):
         `create=False` nothing is created (read-only tools: a missing table fails on first use)."""
         from azure.core.exceptions import ResourceExistsError
 
-        table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
+        table_client = make_table_client(storage, table_name=table_name, **client_kwargs)
         if create:
             with contextlib.suppress(ResourceExistsError):
                 table_client.create_table()
         return cls(table_client=table_client, keys=keys)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def append(self, *, incident_id: str, event: AuditEvent, revision: int | None = None) -> AuditRecord | None:
         from azure.data.tables import TableTransactionError

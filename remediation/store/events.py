@@ -2,7 +2,7 @@
 
 Neighbours: `remediation.intake` defines the `EventLedger` protocol (and `MemoryLedger`, whose
 semantics this mirrors) and calls `claim`/`complete`/`release` once per Signal; the Functions layer
-builds a `TableEventLedger.from_connection_string` from the app's storage connection string.
+builds a `TableEventLedger.from_storage` from the app's `StorageAccess`.
 
 One row per delivered id. PartitionKey is the id's source prefix (before the first ':'), RowKey the
 id itself or its sha256 where the id is not a valid table key. `create_entity` is the atomic claim;
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from remediation.clock import utcnow
 from remediation.intake import CLAIM_LEASE_SECONDS
-from remediation.store.clients import make_table_client
+from remediation.store.clients import StorageAccess, make_table_client
 from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
@@ -69,22 +69,27 @@ class TableEventLedger(Closing):
         self._clock = clock
 
     @classmethod
-    def from_connection_string(
+    def from_storage(
         cls,
-        conn_str: str,
+        storage: StorageAccess | str,
         *,
         table_name: str = DEFAULT_TABLE,
         lease_seconds: float = CLAIM_LEASE_SECONDS,
         clock: Callable[[], datetime] = utcnow,
         **client_kwargs: Any,
     ) -> Self:
-        """Connect (see `make_table_client`) and create the table if it does not exist yet."""
+        """Connect (see `StorageAccess.table_client`) and create the table if it does not exist yet."""
         from azure.core.exceptions import ResourceExistsError
 
-        table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
+        table_client = make_table_client(storage, table_name=table_name, **client_kwargs)
         with contextlib.suppress(ResourceExistsError):
             table_client.create_table()
         return cls(table_client=table_client, lease_seconds=lease_seconds, clock=clock)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def claim(self, key: str) -> bool:
         """True for the one caller that may handle `key`: a new id, or an expired claim taken over."""

@@ -63,7 +63,7 @@ from remediation.incidents.storage import deadline_order, is_due, is_live
 from remediation.plans import Plan
 from remediation.signals.model import Signal
 from remediation.store.audit import MAX_ATTEMPTS, StoreContention, TableAuditLog, pause_before_retry
-from remediation.store.clients import make_table_client
+from remediation.store.clients import StorageAccess
 from remediation.store.closing import Closing
 from remediation.store.incident_rows import (
     INDEX_PARTITION,
@@ -114,27 +114,33 @@ class TableIncidentStore(Closing):
         self._group_locks = tuple(threading.Lock() for _ in range(GROUP_LOCK_STRIPES))
 
     @classmethod
-    def from_connection_string(
+    def from_storage(
         cls,
-        conn_str: str,
+        storage: StorageAccess | str,
         *,
         table_name: str = DEFAULT_TABLE,
         audit_table: str = "audit",
         create: bool = True,
         **client_kwargs: Any,
     ) -> Self:
-        """Connect both tables (see `make_table_client`), creating them if they do not exist yet;
+        """Connect both tables (see `StorageAccess.table_client`), creating them if they do not exist yet;
         `create=False` touches nothing (read-only tools: a missing table then fails on first use)."""
         from azure.core.exceptions import ResourceExistsError
 
-        table_client = make_table_client(conn_str, table_name=table_name, **client_kwargs)
-        index_client = make_table_client(conn_str, table_name=table_name + INDEX_SUFFIX, **client_kwargs)
+        storage = StorageAccess.coerce(storage)
+        table_client = storage.table_client(table_name, **client_kwargs)
+        index_client = storage.table_client(table_name + INDEX_SUFFIX, **client_kwargs)
         if create:
             for client in (table_client, index_client):
                 with contextlib.suppress(ResourceExistsError):
                     client.create_table()
-        audit = TableAuditLog.from_connection_string(conn_str, table_name=audit_table, create=create, **client_kwargs)
+        audit = TableAuditLog.from_storage(storage, table_name=audit_table, create=create, **client_kwargs)
         return cls(table_client=table_client, audit=audit, index_client=index_client)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def open_or_fold(
         self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from remediation.store.clients import CLIENT_DEFAULTS
+from remediation.store.clients import CLIENT_DEFAULTS, StorageAccess
 from remediation.store.closing import Closing
 
 if TYPE_CHECKING:
@@ -33,15 +33,19 @@ class BlobSnapshotStore(Closing):
         self._container = container
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, *, container: str = DEFAULT_CONTAINER, **kwargs: Any) -> Self:
+    def from_storage(cls, storage: StorageAccess | str, *, container: str = DEFAULT_CONTAINER, **kwargs: Any) -> Self:
         """Connect with bounded timeouts and retries, creating the container if it does not exist."""
         from azure.core.exceptions import ResourceExistsError
-        from azure.storage.blob import ContainerClient
 
-        client = ContainerClient.from_connection_string(conn_str, container, **{**BLOB_DEFAULTS, **kwargs})
+        client = StorageAccess.coerce(storage).container_client(container, **{**BLOB_DEFAULTS, **kwargs})
         with contextlib.suppress(ResourceExistsError):
             client.create_container()
         return cls(container=client)
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str, **kwargs: Any) -> Self:
+        """`from_storage` on a connection string (local runs, Azurite, tests)."""
+        return cls.from_storage(conn_str, **kwargs)
 
     def save(self, *, key: str, document: Mapping[str, Any]) -> str:
         from azure.core import MatchConditions
