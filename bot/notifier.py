@@ -23,6 +23,7 @@ from bot.blocks import incident_blocks, incident_text
 from bot.limits import FALLBACK_TEXT, cut, escape
 from bot.messages import MessageRef
 from bot.outbox import SlackRetry
+from remediation import telemetry
 from remediation.clock import utcnow
 from remediation.incidents import Incident, IncidentState
 
@@ -164,6 +165,8 @@ class SlackNotifier:
             return getattr(self._client, method)(**arguments)
         except SlackApiError as problem:
             status = problem.response.status_code
+            if status == 429:
+                telemetry.SLACK_THROTTLED.add(1, {"method": method})
             if status == 429 or status >= 500:
                 delay = _retry_after(problem.response.headers) if status == 429 else None
                 raise SlackRetry(f"Slack {method}: HTTP {status}", delay=delay or DEFAULT_RETRY_SECONDS) from problem

@@ -7,7 +7,8 @@ make Slack show it. A job is about "show this incident as it is", so jobs may ru
 twice: the message record decides what is already shown (by the incident's revision, never a clock).
 When Slack rate-limits (429) or fails, the job goes back on the queue to become visible after
 Slack's Retry-After (or a backoff), a bounded number of times; the minute timer re-announces any
-incident whose message never got posted.
+incident whose message never got posted. Each job carries the W3C `traceparent` of the span that
+queued it (the incident's journey, `remediation.telemetry`), and the worker's span continues it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from remediation import telemetry
 from remediation.incidents import Incident
 
 if TYPE_CHECKING:
     from bot.notifier import SlackNotifier
     from remediation.engine import Engine
+    from remediation.store.clients import StorageAccess
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +42,12 @@ class JobQueue(Protocol):
 class StorageJobQueue:
     """The outbox on Azure Storage: base64 messages, as the Functions queue trigger reads them."""
 
-    def __init__(self, *, connection_string: str, queue_name: str = QUEUE) -> None:
-        self._connection_string, self._queue_name = connection_string, queue_name
+    def __init__(
+        self, *, storage: StorageAccess | None = None, connection_string: str = "", queue_name: str = QUEUE
+    ) -> None:
+        """On `storage` (identity-based or not), or on a connection string."""
+        self._storage = storage if storage is not None else connection_string
+        self._queue_name = queue_name
         self._queue: Any = None
         self._lock = threading.Lock()
 
@@ -53,7 +60,7 @@ class StorageJobQueue:
 
         with self._lock:
             if self._queue is None:
-                self._queue = base64_queue(self._connection_string, queue_name=self._queue_name)
+                self._queue = base64_queue(self._storage, queue_name=self._queue_name)
             return self._queue
 
     def close(self) -> None:
@@ -102,7 +109,7 @@ class Outbox:
         return True
 
     def _put(self, job: Mapping[str, Any], *, delay: int = 0) -> None:
-        self._queue.send(json.dumps(job, sort_keys=True), delay=delay)
+        self._queue.send(json.dumps({**job, **telemetry.carrier()}, sort_keys=True), delay=delay)
 
 
 class SlackRetry(Exception):
@@ -128,14 +135,20 @@ class OutboxWorker:
             kind = job["kind"]
         except (ValueError, KeyError, TypeError) as problem:
             logger.error("Slack job dropped: %s", problem, extra={"reason": str(problem)})
+            telemetry.POISON.add(1, {"queue": QUEUE, "kind": "malformed"})
             return
-        try:
-            self._do(kind, job)
-        except SlackRetry as busy:
-            if self.outbox.retry(job, delay=busy.delay):
-                logger.warning("Slack %s job retried in %.0f s: %s", kind, busy.delay, busy, extra=_extra(job))
-            else:
-                logger.error("Slack %s job gave up after %d attempts: %s", kind, MAX_ATTEMPTS, busy, extra=_extra(job))
+        with telemetry.consumed("slack.job", job, attributes=_extra(job)) as span:
+            try:
+                self._do(kind, job)
+            except SlackRetry as busy:
+                telemetry.failed(busy, current=span)
+                if self.outbox.retry(job, delay=busy.delay):
+                    logger.warning("Slack %s job retried in %.0f s: %s", kind, busy.delay, busy, extra=_extra(job))
+                else:
+                    logger.error(
+                        "Slack %s job gave up after %d attempts: %s", kind, MAX_ATTEMPTS, busy, extra=_extra(job)
+                    )
+                    telemetry.POISON.add(1, {"queue": QUEUE, "kind": str(kind)})
 
     def _do(self, kind: str, job: Mapping[str, Any]) -> None:
         from bot.home import publish_home

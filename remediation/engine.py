@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediation import telemetry
 from remediation.actions.catalogue import get_action
 from remediation.clock import utcnow
 from remediation.incidents import (
@@ -103,13 +105,20 @@ class Engine:
         if self._enrich is not None:
             signal = self._enrich(signal)
         for plan in self.playbooks.match(signal):
-            incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
-            with incident_context(incident.id):
-                self._after_signal(incident, opened=opened, signal=signal)
+            attributes = {"playbook": plan.playbook, "event_id": signal.id}
+            with telemetry.journey_span("incident.open", key=signal.id, attributes=attributes) as span:
+                incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
+                span.set_attributes({"incident_id": incident.id, "opened": opened})
+                if not opened:
+                    span.update_name("incident.fold")
+                with incident_context(incident.id):
+                    self._after_signal(incident, opened=opened, signal=signal)
 
     def _after_signal(self, incident: Incident, *, opened: bool, signal: Signal) -> None:
         if opened:
             logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
+            telemetry.INCIDENTS_OPENED.add(1, {"playbook": incident.playbook})
+            _time_to_approval(incident, previous=None, by="auto", now=self._clock())
         elif signal.id == incident.signal.get("id") and not incident.announced:
             # The opening signal again: its first handling stopped after the incident was opened
             # (a failed preview write, announcement or enqueue released the claim). Finish it.
@@ -137,8 +146,9 @@ class Engine:
         stale = self._clock() - ANNOUNCE_GRACE
         missing = [i for i in self.incidents.live(states=_LIVE) if not i.announced and i.created_at <= stale]
         for incident in missing:
-            logger.warning("incident never announced: announcing again", extra=_fields(incident))
-            self.notifier.incident_opened(incident)
+            with _journey("incident.announce", incident):
+                logger.warning("incident never announced: announcing again", extra=_fields(incident))
+                self.notifier.incident_opened(incident)
         return missing
 
     def is_approver(self, incident: Incident, *, user: str) -> bool:
@@ -202,9 +212,16 @@ class Engine:
     def open_manual(self, *, plan: Plan, signal: Signal, requester: str) -> Incident:
         """A person's run of a plan: always its own incident, which `requester` may not approve,
         previewed before it is shown. Who may run what is `run_manual`'s business."""
-        incident, _ = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock(), requester=requester)
+        attributes = {"playbook": plan.playbook, "event_id": signal.id, "requester": requester}
+        with telemetry.journey_span("incident.open", key=signal.id, attributes=attributes) as span:
+            incident, _ = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock(), requester=requester)
+            span.set_attribute("incident_id", incident.id)
+            return self._opened_manually(incident, requester=requester)
+
+    def _opened_manually(self, incident: Incident, *, requester: str) -> Incident:
         with incident_context(incident.id):
             logger.info("manual incident opened", extra=_fields(incident, requester=requester))
+            telemetry.INCIDENTS_OPENED.add(1, {"playbook": incident.playbook})
             incident = self._preview(incident)
             self.notifier.incident_opened(incident)
             self._dispatch(incident)
@@ -229,7 +246,7 @@ class Engine:
         """Apply an undo decision; the one that sets `undo_requested` puts the undo on the work queue."""
         if self._work is None:
             raise DecisionRefused("no executor queue is configured, so nothing can be undone here")
-        with incident_context(current.id):
+        with incident_context(current.id), _journey("incident.undo_decision", current, actor=user):
 
             def change(incident: Incident) -> Incident:
                 return decide(incident, user=user, at=self._clock(), directory=self._directory)
@@ -285,12 +302,14 @@ class Engine:
             states=[IncidentState.APPROVED, IncidentState.EXECUTING, IncidentState.SUCCEEDED]
         ):
             if incident.state is IncidentState.APPROVED and incident.updated_at <= stale:
-                logger.warning("approved incident not taken by an executor: enqueued again", extra=_fields(incident))
-                self._dispatch(incident)
+                with _journey("incident.redrive", incident, kind="execute"):
+                    logger.warning("approved incident not taken: enqueued again", extra=_fields(incident))
+                    self._dispatch(incident)
             elif _abandoned(incident, now=now) and self._work is not None:
                 kind = "undo" if incident.state is IncidentState.SUCCEEDED else "execute"
-                logger.warning("%s abandoned by its worker: enqueued again", kind, extra=_fields(incident))
-                self._work.enqueue(incident_id=incident.id, kind=kind)
+                with _journey("incident.redrive", incident, kind=kind):
+                    logger.warning("%s abandoned by its worker: enqueued again", kind, extra=_fields(incident))
+                    self._work.enqueue(incident_id=incident.id, kind=kind)
             else:
                 continue
             waiting.append(incident)
@@ -301,12 +320,14 @@ class Engine:
         changed = []
         now = self._clock()
         for incident in self.incidents.due(now):
-            updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
-            if updated.state is not incident.state:
-                changed.append(updated)
-                logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
-                self._announce(updated, previous=incident)
-                self._dispatch(updated)
+            with _journey("incident.timeout", incident):
+                updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
+                if updated.state is not incident.state:
+                    changed.append(updated)
+                    logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
+                    _time_to_approval(updated, previous=incident, by="break_glass", now=now)
+                    self._announce(updated, previous=incident)
+                    self._dispatch(updated)
         return changed
 
     def _decide(
@@ -321,8 +342,15 @@ class Engine:
         current = self.incidents.get(incident_id)
         if current is None:
             raise UnknownIncident(incident_id)
+        with _journey("incident.decide", current, actor=actor):
+            return self._record_decision(current, change, actor=actor, preview=preview)
+
+    def _record_decision(
+        self, current: Incident, change: Callable[[Incident], Incident], *, actor: str, preview: bool
+    ) -> Incident:
         updated = self.incidents.update(current, change, actor=actor)
         logger.info("decision recorded", extra=_fields(updated, actor=actor))
+        _time_to_approval(updated, previous=current, by="people", now=self._clock())
         if preview and self._work is not None:
             # Reading the targets is slow (a cluster, a registry): it runs from the work queue, which
             # dispatches the incident afterwards, so the approval binds to what the preview read.
@@ -344,10 +372,11 @@ class Engine:
                 raise UnknownIncident(incident_id)
             if incident.state not in (IncidentState.AWAITING_APPROVAL, IncidentState.ESCALATED, IncidentState.APPROVED):
                 return incident
-            updated = self._preview(incident)
-            self.notifier.incident_updated(updated)
-            self._dispatch(updated)
-            return updated
+            with _journey("incident.preview", incident):
+                updated = self._preview(incident)
+                self.notifier.incident_updated(updated)
+                self._dispatch(updated)
+                return updated
 
     def _preview(self, incident: Incident) -> Incident:
         """Record each step's preview: the approval binds to the target versions it shows.
@@ -405,3 +434,20 @@ def undo_blockers(plan: Plan) -> list[str]:
 
 def _fields(incident: Incident, **more: Any) -> dict[str, Any]:
     return {"incident_id": incident.id, "playbook": incident.playbook, "state": incident.state.value, **more}
+
+
+def _journey(name: str, incident: Incident, **more: Any) -> AbstractContextManager[object]:
+    """A span of `incident`'s journey (its trace), whatever trace the click or tick started."""
+    attributes = {"incident_id": incident.id, "playbook": incident.playbook, **more}
+    return telemetry.journey_span(name, key=telemetry.journey_key(incident), attributes=attributes)
+
+
+def _time_to_approval(incident: Incident, *, previous: Incident | None, by: str, now: datetime) -> None:
+    """`remediation.approval.duration` when `incident` has just become approved (by people, by
+    `mode: auto` at opening, or break-glass at timeout)."""
+    if incident.state is not IncidentState.APPROVED:
+        return
+    if previous is not None and previous.state is IncidentState.APPROVED:
+        return
+    seconds = max(0.0, (now - incident.created_at).total_seconds())
+    telemetry.APPROVAL_SECONDS.record(seconds, {"playbook": incident.playbook, "by": by})

@@ -18,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediation import telemetry
 from remediation.actions.dispatch import ActionSet
 from remediation.actions.runtime import (
     PermanentFailure,
@@ -77,12 +79,16 @@ class Executor:
     def execute(self, incident_id: str) -> Incident:
         """Run the remaining steps. TransientFailure propagates (the host retries the message)."""
         with incident_context(incident_id):
-            return self._execute(incident_id)
+            incident = self._get(incident_id)
+            with _journey("incident.execute", incident):
+                return self._execute(incident)
 
     def undo(self, incident_id: str) -> Incident:
         """Run each completed step's undo, last step first, from its stored result and snapshot."""
         with incident_context(incident_id):
-            return self._undo(incident_id)
+            incident = self._get(incident_id)
+            with _journey("incident.undo", incident):
+                return self._undo(incident)
 
     def give_up(self, incident_id: str, *, error: str, undo: bool = False) -> Incident:
         """The message failed its last delivery (poison): say so on the incident, visibly.
@@ -92,22 +98,24 @@ class Executor:
         """
         with incident_context(incident_id):
             incident = self._get(incident_id)
-            if undo and incident.state is IncidentState.SUCCEEDED:
-                reason = f"undo gave up after repeated failures: {error}"[:2000]
-                noted = self._incidents.update(
-                    incident,
-                    lambda current: dataclasses.replace(
-                        current, lease_until=None, last_error=reason, undo_requested=False
-                    ),
-                )
-                self._notifier.incident_updated(noted)
-                return noted
-            if undo or incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
-                return incident
-            return self._finish(incident, error=f"gave up after repeated failures: {error}")
+            with _journey("incident.give_up", incident, undo=undo):
+                return self._give_up(incident, error=error, undo=undo)
 
-    def _execute(self, incident_id: str) -> Incident:
-        incident, won = self._claim(self._get(incident_id))
+    def _give_up(self, incident: Incident, *, error: str, undo: bool) -> Incident:
+        if undo and incident.state is IncidentState.SUCCEEDED:
+            reason = f"undo gave up after repeated failures: {error}"[:2000]
+            noted = self._incidents.update(
+                incident,
+                lambda current: dataclasses.replace(current, lease_until=None, last_error=reason, undo_requested=False),
+            )
+            self._notifier.incident_updated(noted)
+            return noted
+        if undo or incident.state not in (IncidentState.APPROVED, IncidentState.EXECUTING):
+            return incident
+        return self._finish(incident, error=f"gave up after repeated failures: {error}")
+
+    def _execute(self, incident: Incident) -> Incident:
+        incident, won = self._claim(incident)
         if not won:
             return incident
         progress = _Progress(incident)
@@ -121,8 +129,8 @@ class Executor:
             raise
         return self._finish(progress.incident, error=None)
 
-    def _undo(self, incident_id: str) -> Incident:
-        incident, won = self._claim(self._get(incident_id), undo=True)
+    def _undo(self, incident: Incident) -> Incident:
+        incident, won = self._claim(incident, undo=True)
         if not won:
             return incident
         progress = _Progress(incident)
@@ -201,7 +209,7 @@ class Executor:
         params = self._params(step)
         destructive = step.action in self._actions.classes and self._actions.classes[step.action].destructive
         _require_binding(step, ctx.expected, index, destructive=destructive)
-        result = self._guarded(lambda: self._actions.apply(step.action, params, ctx), incident, index, step.action)
+        result = _guarded(lambda: self._actions.apply(step.action, params, ctx), incident, index, step.action)
         incident = progress.incident
         logger.info("step done", extra=_fields(incident, step=index, action=step.action, outcome=result.outcome.value))
 
@@ -220,8 +228,8 @@ class Executor:
         params = self._params(step)
         result = StepResult.from_json(incident.step_results[index])
         ctx = self._context(progress, index)
-        undone = self._guarded(
-            lambda: self._actions.undo(step.action, params, result, ctx), incident, index, step.action
+        undone = _guarded(
+            lambda: self._actions.undo(step.action, params, result, ctx), incident, index, step.action, call="undo"
         )
         incident = progress.incident
         self._notifier.step_progress(incident, step=index, message=f"undo: {undone.message}")
@@ -237,17 +245,6 @@ class Executor:
             return self._actions.params(step.action, step.params)
         except (ValueError, LookupError) as problem:
             raise PermanentFailure(f"{step.action}: invalid parameters: {problem}") from None
-
-    @staticmethod
-    def _guarded(run: Callable[[], StepResult], incident: Incident, index: int, action: str) -> StepResult:
-        """The action's own failures as they are; anything unknown from an action is permanent."""
-        try:
-            return run()
-        except (PermanentFailure, TransientFailure):
-            raise
-        except Exception as error:  # unknown errors in an action are permanent: never guess twice
-            logger.exception("step failed unexpectedly", extra=_fields(incident, step=index))
-            raise PermanentFailure(f"step {index + 1} ({action}) failed: {error}") from error
 
     def _context(self, progress: _Progress, index: int) -> StepContext:
         incident = progress.incident
@@ -300,6 +297,9 @@ class Executor:
             return self._get(incident.id)
         log = logger.info if error is None else logger.error
         log("incident %s", finished.state.value, extra=_fields(finished, error=error))
+        telemetry.note(state=finished.state.value)
+        if error is not None:
+            telemetry.failed(error)
         self._notifier.incident_finished(finished)
         return finished
 
@@ -330,6 +330,40 @@ def _require_binding(step: PlannedStep, expected: TargetVersion | None, index: i
 
 def _fields(incident: Incident, **more: Any) -> dict[str, Any]:
     return {"incident_id": incident.id, "playbook": incident.playbook, "state": incident.state.value, **more}
+
+
+def _journey(name: str, incident: Incident, **more: Any) -> AbstractContextManager[object]:
+    """A span of `incident`'s journey: the work message's context continued, or its trace rejoined."""
+    attributes = {"incident_id": incident.id, "playbook": incident.playbook, **more}
+    return telemetry.journey_span(name, key=telemetry.journey_key(incident), attributes=attributes)
+
+
+def _guarded(
+    run: Callable[[], StepResult], incident: Incident, index: int, action: str, *, call: str = "apply"
+) -> StepResult:
+    """One action call in its own span, counted by outcome (`remediation.actions`). The action's own
+    failures propagate as they are; anything unknown from an action is permanent."""
+    attributes = {"incident_id": incident.id, "playbook": incident.playbook, "action": action, "step": index}
+    with telemetry.span(f"{call} {action}", attributes={**attributes, "call": call}) as span:
+        try:
+            result = run()
+        except TransientFailure:
+            _count_action(action, call=call, outcome="transient_failure")
+            raise
+        except PermanentFailure:
+            _count_action(action, call=call, outcome="permanent_failure")
+            raise
+        except Exception as error:  # unknown errors in an action are permanent: never guess twice
+            _count_action(action, call=call, outcome="permanent_failure")
+            logger.exception("step failed unexpectedly", extra=_fields(incident, step=index))
+            raise PermanentFailure(f"step {index + 1} ({action}) failed: {error}") from error
+        span.set_attribute("outcome", result.outcome.value)
+        _count_action(action, call=call, outcome=result.outcome.value)
+        return result
+
+
+def _count_action(action: str, *, call: str, outcome: str) -> None:
+    telemetry.ACTIONS.add(1, {"action": action, "call": call, "outcome": outcome})
 
 
 class Previewer:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from remediation import telemetry
 from remediation.signals import Outcome, Rejection, Signal, Skip
 
 logger = logging.getLogger(__name__)
@@ -138,12 +139,14 @@ class Intake:
                 self._one(outcome, report)
             elif isinstance(outcome, Skip):
                 report.skipped.append(outcome)
+                _count(trigger, "skipped")
                 logger.info(
                     "event skipped",
                     extra={"trigger": trigger, "event_id": outcome.event_id, "kind": outcome.kind},
                 )
             else:
                 report.rejected.append(outcome)
+                _count(trigger, "rejected")
                 logger.warning(
                     "event rejected: %s",
                     outcome.reason,
@@ -155,25 +158,39 @@ class Intake:
         return report
 
     def _one(self, signal: Signal, report: IntakeReport) -> None:
+        # Every delivery of one event, and the incident it opens, share the journey of its id.
+        attributes = {"trigger": report.trigger, "event_id": signal.id, "signal_type": signal.type}
+        with telemetry.journey_span("intake.signal", key=signal.id, attributes=attributes) as span:
+            outcome = self._claimed(signal, report)
+            span.set_attribute("outcome", outcome)
+        _count(report.trigger, outcome)
+
+    def _claimed(self, signal: Signal, report: IntakeReport) -> str:
         if not self._ledger.claim(signal.id):
             if self._ledger.is_done(signal.id):
                 report.duplicates.append(signal)
                 logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
-            else:
-                report.in_flight.append(signal)
-                logger.warning(
-                    "delivery in progress elsewhere", extra={"trigger": report.trigger, "event_id": signal.id}
-                )
-            return
+                return "duplicate"
+            report.in_flight.append(signal)
+            logger.warning("delivery in progress elsewhere", extra={"trigger": report.trigger, "event_id": signal.id})
+            return "in_flight"
         try:
             self._sink.handle(dataclasses.replace(signal, route=report.trigger))
         except BaseException:
             self._ledger.release(signal.id)
+            _count(report.trigger, "failed")
             raise
         self._ledger.complete(signal.id)
         report.accepted.append(signal)
         if logger.isEnabledFor(logging.INFO):
             logger.info("signal accepted", extra={"trigger": report.trigger, **_log_fields(signal)})
+        return "accepted"
+
+
+def _count(trigger: str, outcome: str) -> None:
+    """`remediation.events`: every event once, by trigger and outcome (accepted, duplicate, in_flight,
+    skipped, rejected; failed when handling it raised, so the host delivers it again)."""
+    telemetry.EVENTS.add(1, {"trigger": trigger, "outcome": outcome})
 
 
 def _log_fields(signal: Signal) -> dict[str, object]:

@@ -4,6 +4,9 @@ Neighbours: the engine enqueues an incident id when an incident becomes approved
 `mode: auto`, or break-glass at timeout) or an undo is asked for; the queue-triggered executor
 (`functions/executor.py`) takes it. `remediation.store.work.StorageWorkQueue` is the Azure queue;
 `InMemoryWorkQueue` has the same interface for tests and the CLI.
+
+A message is `{"incident_id", "kind"}` plus, when a span is current, the W3C `traceparent` (and
+`tracestate`) of the incident's journey, which the executor continues (`remediation.telemetry`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 import threading
 from typing import Protocol
+
+from remediation import telemetry
 
 
 class WorkQueue(Protocol):
@@ -20,7 +25,7 @@ class WorkQueue(Protocol):
 
 
 def work_message(*, incident_id: str, kind: str) -> str:
-    return json.dumps({"incident_id": incident_id, "kind": kind}, sort_keys=True)
+    return json.dumps({"incident_id": incident_id, "kind": kind, **telemetry.carrier()}, sort_keys=True)
 
 
 class InMemoryWorkQueue:
