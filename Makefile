@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: run func-check run-app test lint bench clean
 
@@ -17,6 +19,12 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
+# checkov scans infra/ in tests/test_checkov.py; its pins clash with pytest's, so it has a venv of its own.
+$(CHECKOV_STAMP): requirements-checkov.txt | $(PY)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -27,7 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: lint $(NPM_STAMP)
+test: lint $(NPM_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
 # `make bench` runs them all and writes bench/results/latest.json; `make bench BENCH="slack_ack drain"` runs some.

@@ -83,6 +83,12 @@ param deployerPrincipalId string = ''
 ])
 param deployerPrincipalType string = 'User'
 
+@description('Azure Monitor log alerts on the app\'s telemetry: poison queue not empty, an incident failed, invalid playbooks (infra/modules/alerts.bicep).')
+param alertsEnabled bool = true
+
+@description('Email address the alerts are sent to (an action group with one email receiver); empty: no action group, alerts show in Azure Monitor only.')
+param alertEmail string = ''
+
 @description('Key Vault purge protection (cannot be turned off once on).')
 param keyVaultPurgeProtection bool = true
 
@@ -182,6 +188,19 @@ module app 'modules/app.bicep' = {
   }
 }
 
+// Log alerts on what the app logs to Application Insights.
+module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
+  name: 'alerts-${token}'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    token: token
+    appInsightsId: app.outputs.appInsightsId
+    alertEmail: alertEmail
+  }
+}
+
 // Custom roles are tenant-wide names: the environment name keeps two installations apart.
 resource registryRemediatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (!empty(registryIds)) {
   name: guid(subscription().id, environmentName, 'registry-remediator')
@@ -261,6 +280,7 @@ output AZURE_FUNCTION_APP_ID string = app.outputs.functionAppId
 output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output AZURE_KEY_VAULT_NAME string = app.outputs.keyVaultName
 output AZURE_KEY_VAULT_URI string = app.outputs.keyVaultUri
+output AZURE_APPLICATION_INSIGHTS_NAME string = app.outputs.appInsightsName
 output AZURE_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
 output EVENTGRID_DEAD_LETTER_CONTAINER string = app.outputs.deadLetterContainerName

@@ -5,12 +5,14 @@ checked against what the code declares and does: the Function App is Flex Consum
 3.11 and identity-based storage, every declared setting is set (secrets as Key Vault references) or
 allowed unset for a stated reason, the identity holds the data roles the code needs and the built-in
 role ids are the documented ones, the custom registry role is deploy/azure/registry-remediator-role.json,
-the Azure RBAC for Kubernetes role is deploy/kubernetes/rbac.yaml, and every queue, table and
-container the code uses by default is created.
+the Azure RBAC for Kubernetes role is deploy/kubernetes/rbac.yaml, every queue, table and
+container the code uses by default is created, and each alert rule counts a message the code logs.
+checkov's own scan of infra/ is tests/test_checkov.py.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -233,7 +235,7 @@ def test_the_unset_list_is_honest(app_settings: dict[str, Any]) -> None:
 
 def test_every_app_setting_of_ours_is_declared(app_settings: dict[str, Any]) -> None:
     declared = {setting.name for setting in DECLARED}
-    host = ("AzureWebJobsStorage__", "DEFENDER_EVENTHUB__", "APPLICATIONINSIGHTS_")
+    host = ("AzureWebJobsStorage__", "DEFENDER_EVENTHUB__", "APPLICATIONINSIGHTS_", "PYTHON_APPLICATIONINSIGHTS_")
     unknown = [name for name in app_settings if name not in declared and not name.startswith(host)]
     assert not unknown, f"app settings nobody reads (typo?): {unknown}"
 
@@ -254,6 +256,13 @@ def test_secrets_are_key_vault_references_and_connections_are_identities(app_set
 
 def test_azure_sdk_clients_use_the_user_assigned_identity(app_settings: dict[str, Any]) -> None:
     assert _accessor(app_settings["AZURE_CLIENT_ID"])[0] == "identity"
+
+
+def test_telemetry_is_on_with_the_identity(app_settings: dict[str, Any]) -> None:
+    # The Python worker configures OpenTelemetry only with this setting; its exporter authenticates with
+    # APPLICATIONINSIGHTS_AUTHENTICATION_STRING, as Application Insights takes no instrumentation key.
+    assert app_settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert "ClientId=${identity.properties.clientId}" in app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
 
 
 # ---------------------------------------------------------------- roles
@@ -412,10 +421,169 @@ def test_azure_yaml_deploys_this_folder_as_a_python_function(function_app: dict[
 
 
 def test_main_parameters_bind_only_declared_parameters(parsed: dict[str, dict[str, Any]]) -> None:
-    import json
-
     bound = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     declared = parsed["main.bicep"]["parameters"]
     assert set(bound) <= set(declared)
     required = {name for name, param in declared.items() if param.get("default") is None}
     assert required <= set(bound)
+
+
+# ---------------------------------------------------------------- alerts
+
+# The log lines each alert rule of infra/modules/alerts.bicep counts: format strings the code logs at ERROR.
+ALERTED = {
+    "poisonAlert": {"last delivery failed: %s", "Slack %s job gave up after %d attempts: %s"},
+    "incidentFailedAlert": {"incident %s"},
+    "invalidPlaybooksAlert": {"invalid playbook: %s"},
+}
+# Lines the Functions host writes, not our code: the WebJobs SDK's QueueProcessor when it moves a
+# message to `<queue>-poison` ("Message has reached MaxDequeueCount of 5. Moving message to queue '...'.").
+HOST_MESSAGES = {"Message has reached MaxDequeueCount"}
+CONDITION = re.compile(r'message\s+(==|startswith|contains)\s+"([^"]*)"')
+PLACEHOLDER = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?[sdfr]")
+LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def _logged_formats() -> dict[str, set[str]]:
+    """Every literal format string the code hands a logger, with the levels it is logged at.
+
+    `log = logger.info if error is None else logger.error` then `log("...")` counts as both levels.
+    """
+    import ast
+
+    logged: dict[str, set[str]] = {}
+    sources = [ROOT / "function_app.py"]
+    for folder in ("bot", "functions", "remediation"):
+        sources += sorted((ROOT / folder).rglob("*.py"))
+    for source in sources:
+        tree = ast.parse(source.read_text(), filename=str(source))
+        aliases: dict[str, set[str]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                levels = {
+                    sub.attr
+                    for sub in ast.walk(node.value)
+                    if isinstance(sub, ast.Attribute) and sub.attr in LEVELS and "log" in ast.unparse(sub.value)
+                }
+                if levels:
+                    aliases[node.targets[0].id] = levels
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            first = node.args[0]
+            if not isinstance(first, ast.Constant) or not isinstance(first.value, str):
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr in LEVELS and "log" in ast.unparse(node.func):
+                levels = {node.func.attr}
+            elif isinstance(node.func, ast.Name) and node.func.id in aliases:
+                levels = aliases[node.func.id]
+            else:
+                continue
+            logged.setdefault(first.value, set()).update(levels)
+    return logged
+
+
+def _names(literal: str, operator: str, message_format: str) -> bool:
+    """Whether `message <operator> "<literal>"` holds for some line logged with this format string."""
+    pieces = PLACEHOLDER.split(message_format)
+    whole = re.fullmatch(".*".join(re.escape(piece) for piece in pieces), literal, re.DOTALL) is not None
+    if operator == "==":
+        return whole
+    if operator == "startswith":
+        return whole or pieces[0].startswith(literal)
+    return whole or any(literal in piece for piece in pieces)
+
+
+@pytest.fixture(scope="module")
+def alerts(parsed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return parsed["modules/alerts.bicep"]
+
+
+def _rule_queries(alerts: dict[str, Any]) -> dict[str, str]:
+    variables = {name: var["value"] for name, var in alerts["variables"].items()}
+    queries = {}
+    for symbol, resource in alerts["resources"].items():
+        if resource["type"] != "Microsoft.Insights/scheduledQueryRules":
+            continue
+        (criterion,) = resource["config"]["properties"]["criteria"]["allOf"]
+        queries[symbol] = variables.get(criterion["query"], criterion["query"])
+    return queries
+
+
+def test_the_three_alert_rules_exist_and_watch_application_insights(
+    parsed: dict[str, dict[str, Any]], alerts: dict[str, Any]
+) -> None:
+    assert set(_rule_queries(alerts)) == set(ALERTED)
+    for symbol in ALERTED:
+        rule = alerts["resources"][symbol]
+        assert rule["api_version"] >= "2023-12-01"
+        config = rule["config"]
+        assert config["kind"] == "LogAlert"
+        properties = config["properties"]
+        assert properties["enabled"] is True and properties["scopes"] == ["appInsightsId"]
+        (criterion,) = properties["criteria"]["allOf"]
+        assert criterion["timeAggregation"] == "Count"
+        assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0)
+        assert properties["actions"]["actionGroups"] == "actionGroups"
+    # Email or nothing: the action group exists only with an address.
+    group = alerts["resources"]["actionGroup"]["config"]
+    assert group["condition"]["operator"]["type"] == "not"
+    (receiver,) = group["config"]["properties"]["emailReceivers"]
+    assert receiver["emailAddress"] == "alertEmail"
+    # main.bicep deploys them unless alertsEnabled=false, on the app's Application Insights.
+    main = parsed["main.bicep"]
+    module = main["modules"]["alerts"]
+    assert module["detail"]["path"] == "modules/alerts.bicep"
+    assert module["config"]["condition"] == "alertsEnabled"
+    assert main["parameters"]["alertsEnabled"]["type"] == "bool" and main["parameters"]["alertsEnabled"]["default"]
+    assert main["parameters"]["alertEmail"]["default"] == ""
+    assert _accessor(module["config"]["config"]["params"]["appInsightsId"])[0] == "app"
+    assert "appInsightsId" in parsed["modules/app.bicep"]["outputs"]
+
+
+def test_each_alert_query_names_a_message_the_code_logs_at_error(alerts: dict[str, Any]) -> None:
+    logged = _logged_formats()
+    for symbol, query in _rule_queries(alerts).items():
+        conditions = CONDITION.findall(query)
+        assert conditions, f"{symbol}: the query names no message"
+        named: set[str] = set()
+        for operator, literal in conditions:
+            if any(literal.startswith(host) for host in HOST_MESSAGES) or literal.endswith("-poison"):
+                continue  # the host's line and the queue it names (checked against the queues below)
+            formats = {fmt for fmt in logged if _names(literal, operator, fmt)}
+            assert formats, f"{symbol}: no code logs a message that is {operator} {literal!r}"
+            named |= formats
+        for message_format in ALERTED[symbol]:
+            assert message_format in named, f"{symbol}: does not count {message_format!r}"
+            assert "error" in logged[message_format], f"{message_format!r} is not logged at ERROR"
+
+
+def test_incident_failed_alert_matches_the_failed_state(alerts: dict[str, Any]) -> None:
+    from remediation.incidents.model import IncidentState
+
+    query = _rule_queries(alerts)["incidentFailedAlert"]
+    assert ("==", "incident %s" % IncidentState.FAILED.value) in CONDITION.findall(query)  # noqa: UP031
+
+
+def test_poison_alert_watches_the_poison_queues_of_the_queues_the_code_uses(alerts: dict[str, Any]) -> None:
+    query = _rule_queries(alerts)["poisonAlert"]
+    defaults = {setting.name: setting.default for setting in DECLARED}
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == 5  # what `last delivery failed` counts on
+    for setting in ("REMEDIATION_ACTIONS_QUEUE", "SLACK_OUTBOX_QUEUE"):
+        assert f'"{defaults[setting]}-poison"' in query, setting
+
+
+# ---------------------------------------------------------------- docs/deploy.md
+
+
+def test_deploy_doc_lists_every_checkov_skip_and_its_links_resolve() -> None:
+    doc_path = ROOT / "docs" / "deploy.md"
+    doc = doc_path.read_text()
+    skipped = {found for text in _infra_texts().values() for found in re.findall(r"checkov:skip=(CKV_\w+)", text)}
+    assert skipped, "no checkov skips found: has the syntax changed?"
+    for check_id in sorted(skipped):
+        assert check_id in doc, f"docs/deploy.md does not say why {check_id} is skipped"
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc):
+        if not target.startswith(("http://", "https://")):
+            assert (doc_path.parent / target).exists(), f"docs/deploy.md links to missing {target}"
