@@ -136,6 +136,8 @@ var kubernetesDataActions = [
   'Microsoft.ContainerService/managedClusters/pods/read'
   'Microsoft.ContainerService/managedClusters/pods/write'
   'Microsoft.ContainerService/managedClusters/pods/delete'
+  'Microsoft.ContainerService/managedClusters/services/read'
+  'Microsoft.ContainerService/managedClusters/services/write'
   'Microsoft.ContainerService/managedClusters/rbac.authorization.k8s.io/clusterrolebindings/read'
   'Microsoft.ContainerService/managedClusters/rbac.authorization.k8s.io/clusterrolebindings/delete'
   'Microsoft.ContainerService/managedClusters/rbac.authorization.k8s.io/rolebindings/read'

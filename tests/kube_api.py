@@ -45,10 +45,12 @@ def res(path: str) -> kmock.resource:
 
 NODES, PODS, NETPOLS = res("v1/nodes"), res("v1/pods"), res("networking.k8s.io/v1/networkpolicies")
 DEPLOYMENTS, STATEFULSETS = res("apps/v1/deployments"), res("apps/v1/statefulsets")
+SERVICES = res("v1/services")
 RBAC = {kind: res(f"rbac.authorization.k8s.io/v1/{kind.lower()}s") for kind in
         ("ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role")}  # fmt: skip
 KINDS = {"nodes": "Node", "pods": "Pod", "networkpolicies": "NetworkPolicy", "deployments": "Deployment",
-         "statefulsets": "StatefulSet", **{r.plural: kind for kind, r in RBAC.items()}}  # fmt: skip
+         "statefulsets": "StatefulSet", "services": "Service",
+         **{r.plural: kind for kind, r in RBAC.items()}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         self.pdb_blocks: dict[tuple[str, str], int] = {}
         self.eviction_delay = 0.0  # seconds each eviction takes on the server, so concurrency shows
         self.in_flight = self.max_in_flight = 0
-        for resource in (NODES, PODS, NETPOLS, DEPLOYMENTS, STATEFULSETS, *RBAC.values()):
+        for resource in (NODES, PODS, NETPOLS, DEPLOYMENTS, STATEFULSETS, SERVICES, *RBAC.values()):
             self.resources[resource] = {"kind": KINDS[resource.plural]}
 
     # --- seeding and inspection (from the test thread, between requests) ---
@@ -389,3 +391,21 @@ def pod(name: str, *, namespace: str = "payments", node_name: str = "n1", owner:
                          "ownerReferences": owners, "annotations": annotations or {}},
             "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "nginx"}]},
             "status": {"phase": "Running"}}  # fmt: skip
+
+
+def service(name: str, *, namespace: str = "payments", type: str = "LoadBalancer",
+            source_ranges: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A Service as the API server keeps it: node ports allocated when exposed, defaults filled in."""
+    port: dict[str, Any] = {"name": "https", "protocol": "TCP", "port": 443, "targetPort": 8443}
+    spec: dict[str, Any] = {"type": type, "selector": {"app": name}, "clusterIP": "10.0.12.34",
+                            "clusterIPs": ["10.0.12.34"], "ports": [port]}  # fmt: skip
+    if type in ("LoadBalancer", "NodePort"):
+        port["nodePort"] = 31443
+        spec["externalTrafficPolicy"] = "Cluster"
+    if type == "LoadBalancer":
+        spec["allocateLoadBalancerNodePorts"] = True
+    if source_ranges is not None:
+        spec["loadBalancerSourceRanges"] = source_ranges
+    status = {"loadBalancer": {"ingress": [{"ip": "20.1.2.3"}]}} if type == "LoadBalancer" else {}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": spec, "status": status}  # fmt: skip

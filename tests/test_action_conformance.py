@@ -15,7 +15,19 @@ from typing import Any
 import pytest
 
 from acr_server import REGISTRY_ID, AcrServer, FakeCredential, endpoints
-from kube_api import DEPLOYMENTS, NODES, PODS, RBAC, FakeClock, KubeServer, node, pod, write_kubeconfig
+from kube_api import (
+    DEPLOYMENTS,
+    NODES,
+    PODS,
+    RBAC,
+    SERVICES,
+    FakeClock,
+    KubeServer,
+    node,
+    pod,
+    service,
+    write_kubeconfig,
+)
 from remediation.actions import CATALOGUE
 from remediation.actions.base import NoRuntime
 from remediation.actions.catalogue import ActionClass
@@ -101,6 +113,10 @@ def _deployment(w: World, example: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
+def _service(w: World, example: dict[str, Any]) -> None:
+    w.kube.emulator.put(SERVICES, service(example["service"], namespace=example["namespace"]))
+
+
 def _tag(w: World, example: dict[str, Any]) -> None:
     w.acr.push(example["repository"], example["tag"], EXAMPLE_DIGEST)
 
@@ -125,6 +141,7 @@ WORLDS: dict[str, Callable[[World, dict[str, Any]], None]] = {
     "kubernetes.release_pod": _released_pod,
     "kubernetes.scale_to_zero": _deployment,
     "kubernetes.delete_pod": _pod,
+    "kubernetes.restrict_service": _service,
     "registry.quarantine_tag": _tag,
     "registry.release_tag": _locked_tag,
     "notify": _nothing,

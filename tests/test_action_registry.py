@@ -46,6 +46,7 @@ def test_the_registry_holds_the_actions_playbooks_name() -> None:
         "kubernetes.isolate_pod",
         "kubernetes.release_pod",
         "kubernetes.scale_to_zero",
+        "kubernetes.restrict_service",
         "kubernetes.delete_pod",
         "notify",
     }

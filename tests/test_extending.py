@@ -46,7 +46,7 @@ class FlagServiceAccount(KubernetesAction[FlagServiceAccountParams]):
     name = "kubernetes.flag_service_account"
     summary = "Annotate a service account as under investigation. Undo removes the annotation."
     Params = FlagServiceAccountParams
-    permissions = rules("serviceaccounts", "get", "patch")
+    permissions = rules("serviceaccounts", "get", "update", "patch")
     example = {"cluster": "aks-prod-weu", "namespace": "payments", "service_account": "api"}
     destructive = False
 
@@ -131,9 +131,12 @@ def test_the_generated_docs_and_cluster_role_grow_with_it() -> None:
         line for line in render_action_catalogue(CLASSES).splitlines() if "kubernetes.flag_service_account" in line
     )
     assert "`service_account`: str (required)" in row
-    assert "kubernetes: serviceaccounts get<br>kubernetes: serviceaccounts patch" in row
     assert (
-        '  - apiGroups: [""]\n    resources: ["serviceaccounts"]\n    verbs: ["get", "patch"]\n'
+        "kubernetes: serviceaccounts get<br>kubernetes: serviceaccounts update<br>kubernetes: serviceaccounts patch"
+        in row
+    )
+    assert (
+        '  - apiGroups: [""]\n    resources: ["serviceaccounts"]\n    verbs: ["get", "patch", "update"]\n'
         in render_cluster_role(CLASSES)
     )
     assert "serviceaccounts" not in render_cluster_role()

@@ -7,6 +7,7 @@ resourceVersion moves without anyone changing what the action is about:
 - Node: uid plus a fingerprint of `spec` (unschedulable, taints, ...); kubelet heartbeats rewrite
   status every few seconds and would make every node approval stale.
 - Pod: uid plus a fingerprint of labels and spec; status moves with probes and restarts.
+- Service: uid plus a fingerprint of spec; the load balancer's status moves on its own.
 - Deployment, StatefulSet: uid plus `metadata.generation`, which moves only when spec does.
 - RBAC objects: uid plus resourceVersion (they have no status).
 
@@ -31,7 +32,7 @@ from remediation.actions.runtime import (
     snapshot_once,
 )
 
-_FINGERPRINTED = frozenset({"Node", "Pod"})
+_FINGERPRINTED = frozenset({"Node", "Pod", "Service"})
 _BY_GENERATION = frozenset({"Deployment", "StatefulSet"})
 
 
