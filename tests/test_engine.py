@@ -80,9 +80,9 @@ class TestIncidentsFromAlerts:
         assert kinds.count("approval") == 2
 
     def test_an_auto_playbook_goes_straight_to_the_executor_queue(self, app_tables: AppTables) -> None:
-        post_alert(alert(AlertType="K8S_ExposedDashboard", SystemAlertId="dashboard-1"))
+        post_alert(alert(AlertType="K8S_AdmissionController", SystemAlertId="admission-1"))
         incident = only_incident()
-        assert (incident.playbook, incident.state) == ("dashboard-exposed-notify", IncidentState.APPROVED)
+        assert (incident.playbook, incident.state) == ("notify-alert-facts", IncidentState.APPROVED)
         assert queued(app_tables) == [{"incident_id": incident.id, "kind": "execute"}]
 
     def test_a_storm_of_one_alert_folds_into_one_incident(self, app_tables: AppTables) -> None:

@@ -87,14 +87,21 @@ def test_the_default_folder_is_the_repos_playbooks_folder() -> None:
 def test_the_shipped_playbooks_load_without_errors(shipped: PlaybookSet) -> None:
     assert check_playbooks(DEFAULT_PLAYBOOKS_DIR) == []
     assert [playbook.name for playbook in shipped.playbooks] == [
-        "dashboard-exposed-notify",
-        "node-cordon-and-quarantine-image",
+        "dashboard-restrict-exposed",
+        "miner-isolate-and-quarantine-high",
+        "miner-isolate-and-quarantine",
+        "node-cordon",
+        "notify-alert-facts-low",
+        "notify-alert-facts",
         "pod-isolate",
+        "protected-namespace-notify",
         "rbac-delete-privileged-object",
         "rbac-notify-system-object",
         "registry-notify-pusher-not-allowed",
         "registry-quarantine-latest-in-prod",
         "registry-quarantine-overwritten-tag",
+        "service-restrict-exposed",
+        "workload-isolate-compromised",
     ]
     for playbook in shipped.playbooks:
         assert playbook.description
@@ -173,34 +180,48 @@ MINING_TYPES = [
     "K8S.NODE_CryptoCoinMinerExecution",
     "K8S.NODE_CryptoCoinMinerDownload",
 ]
+HIGH_MINING = {"K8S_MaliciousContainerImage", "K8S.NODE_DigitalCurrencyMining"}
+MINER_IMAGE = {
+    "image": f"myregistry.azurecr.io/miner/xmrig:1.0@{DIGEST}",
+    "registry_login_server": "myregistry.azurecr.io",
+    "repository": "miner/xmrig",
+    "tag": "1.0",
+    "digest": DIGEST,
+}
+QUARANTINE = (
+    "registry.quarantine_tag",
+    {"registry": "myregistry.azurecr.io", "repository": "miner/xmrig", "tag": "1.0", "digest": DIGEST},
+)
 
 
 @pytest.mark.parametrize("alert_type", MINING_TYPES)
-def test_mining_on_our_registry_image_cordons_and_quarantines(shipped: PlaybookSet, alert_type: str) -> None:
+def test_a_miner_in_a_pod_is_isolated_and_its_image_from_our_registry_quarantined(
+    shipped: PlaybookSet, alert_type: str
+) -> None:
     signal = defender_signal(
-        alert_type,
-        cluster_resource_id=CLUSTER,
-        node=NODE,
-        image=f"myregistry.azurecr.io/miner/xmrig:1.0@{DIGEST}",
-        registry_login_server="myregistry.azurecr.io",
-        repository="miner/xmrig",
-        tag="1.0",
-        digest=DIGEST,
+        alert_type, cluster_resource_id=CLUSTER, node=NODE, namespace="crypto", pod="miner-1", **MINER_IMAGE
     )
     plan = _only(shipped.match(signal))
-    assert plan.playbook == "node-cordon-and-quarantine-image"
+    high = alert_type in HIGH_MINING
+    assert plan.playbook == ("miner-isolate-and-quarantine-high" if high else "miner-isolate-and-quarantine")
     assert _steps(plan) == [
-        ("kubernetes.cordon_node", {"cluster": CLUSTER, "node": NODE}),
-        (
-            "registry.quarantine_tag",
-            {"registry": "myregistry.azurecr.io", "repository": "miner/xmrig", "tag": "1.0", "digest": DIGEST},
-        ),
+        ("kubernetes.isolate_pod", {"cluster": CLUSTER, "namespace": "crypto", "pod": "miner-1"}),
+        QUARANTINE,
     ]
-    assert (plan.approval.min_approvals, plan.approval.timeout) == (1, timedelta(minutes=15))
+    assert (plan.approval.min_approvals, plan.approval.timeout) == (2 if high else 1, timedelta(minutes=15))
     assert plan.group_window == timedelta(minutes=30)
 
 
-def test_mining_on_a_docker_hub_image_only_cordons(shipped: PlaybookSet) -> None:
+@pytest.mark.parametrize("alert_type", MINING_TYPES)
+def test_a_miner_with_no_pod_named_cordons_its_node(shipped: PlaybookSet, alert_type: str) -> None:
+    signal = defender_signal(alert_type, cluster_resource_id=CLUSTER, node=NODE, **MINER_IMAGE)
+    assert _steps(_only(shipped.match(signal))) == [
+        ("kubernetes.cordon_node", {"cluster": CLUSTER, "node": NODE}),
+        QUARANTINE,
+    ]
+
+
+def test_mining_on_a_docker_hub_image_only_contains(shipped: PlaybookSet) -> None:
     signal = defender_signal(
         "K8S.NODE_DigitalCurrencyMining",
         cluster_resource_id=CLUSTER,
@@ -213,7 +234,10 @@ def test_mining_on_a_docker_hub_image_only_cordons(shipped: PlaybookSet) -> None
     assert _steps(_only(shipped.match(signal))) == [("kubernetes.cordon_node", {"cluster": CLUSTER, "node": NODE})]
 
 
-@pytest.mark.parametrize("alert_type", ["K8S_PrivilegedContainer", "K8S.NODE_ContainerSSH", "K8S_SensitiveMount"])
+@pytest.mark.parametrize(
+    "alert_type",
+    ["K8S_PrivilegedContainer", "K8S.NODE_PrivilegedContainerArtifacts", "K8S.NODE_ContainerSSH", "K8S_SensitiveMount"],
+)
 def test_risky_pods_are_isolated(shipped: PlaybookSet, alert_type: str) -> None:
     signal = defender_signal(
         alert_type, severity=Severity.LOW, cluster_resource_id=CLUSTER, namespace="ops", pod="debug-7c9f8d6b5-abcde"
@@ -225,9 +249,21 @@ def test_risky_pods_are_isolated(shipped: PlaybookSet, alert_type: str) -> None:
     assert plan.approval.on_timeout is OnTimeout.DENY
 
 
-def test_kube_system_pods_are_not_isolated(shipped: PlaybookSet) -> None:
-    signal = defender_signal("K8S_PrivilegedContainer", cluster_resource_id=CLUSTER, namespace="kube-system", pod="x")
-    assert shipped.match(signal) == []
+def test_kube_system_pods_are_not_isolated_but_notified(shipped: PlaybookSet) -> None:
+    signal = defender_signal(
+        "K8S_PrivilegedContainer",
+        severity=Severity.INFORMATIONAL,
+        cluster_resource_id=CLUSTER,
+        namespace="kube-system",
+        pod="x",
+    )
+    plan = _only(shipped.match(signal))
+    assert (plan.playbook, plan.approval.mode) == ("protected-namespace-notify", ApprovalMode.AUTO)
+    [(action, params)] = _steps(plan)
+    assert (action, params["channel"]) == ("notify", "#secops-notices")
+    assert "in protected namespace kube-system" in params["message"]
+    shell = defender_signal("K8S.NODE_ReverseShell", severity=Severity.MEDIUM, namespace="kube-system", pod="x")
+    assert _steps(_only(shipped.match(shell)))[0][1]["channel"] == "#secops-alerts"
 
 
 def test_latest_pushed_to_a_prod_repository_is_quarantined(shipped: PlaybookSet) -> None:
@@ -237,6 +273,7 @@ def test_latest_pushed_to_a_prod_repository_is_quarantined(shipped: PlaybookSet)
         tag="latest",
         digest=DIGEST,
         image="myregistry.azurecr.io/prod/payments-api:latest",
+        extended={"disallowed_tag": "true"},  # what the push policy marks from REMEDIATION_DISALLOWED_TAGS
     )
     plan = _only(shipped.match(signal))
     assert plan.playbook == "registry-quarantine-latest-in-prod"
@@ -273,19 +310,48 @@ def test_an_overwritten_prod_tag_is_quarantined_once_the_tag_index_says_so(shipp
     ]
 
 
-def test_an_exposed_dashboard_is_notified_without_approval(shipped: PlaybookSet) -> None:
+def test_an_exposed_dashboard_is_made_cluster_ip_with_two_approvers(shipped: PlaybookSet) -> None:
     signal = defender_signal(
-        "K8S_ExposedDashboard", severity=Severity.MEDIUM, cluster_resource_id=CLUSTER, title="Exposed dashboard"
+        "K8S_ExposedDashboard",
+        cluster_resource_id=CLUSTER,
+        namespace="kubernetes-dashboard",
+        extended={"Resource name": "kubernetes-dashboard"},
     )
     plan = _only(shipped.match(signal))
-    assert plan.approval.mode is ApprovalMode.AUTO
+    assert (plan.playbook, plan.approval.mode, plan.approval.min_approvals) == (
+        "dashboard-restrict-exposed",
+        ApprovalMode.REQUIRED,
+        2,
+    )
     assert _steps(plan) == [
-        ("notify", {"message": f"Exposed dashboard: the Kubernetes dashboard is exposed on cluster {CLUSTER}"})
+        (
+            "kubernetes.restrict_service",
+            {
+                "cluster": CLUSTER,
+                "namespace": "kubernetes-dashboard",
+                "service": "kubernetes-dashboard",
+                "mode": "cluster_ip",
+            },
+        )
     ]
 
 
+@pytest.mark.parametrize("alert_type", ["K8S_ExposedRedis", "K8S_ExposedService", "K8S_ExposedPostgresTrustAuth"])
+def test_an_exposed_service_is_narrowed_to_private_ranges(shipped: PlaybookSet, alert_type: str) -> None:
+    signal = defender_signal(alert_type, severity=Severity.LOW, cluster_resource_id=CLUSTER, namespace="cache")
+    plan = _only(shipped.match(signal))
+    assert (plan.playbook, plan.approval.min_approvals) == ("service-restrict-exposed", 1)
+    [(action, params)] = _steps(plan)
+    assert (action, params["mode"], list(params["source_ranges"])) == (
+        "kubernetes.restrict_service",
+        "source_ranges",
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+    )
+    assert plan.missing == (MissingParam(step=0, param="service", field="extended_properties.Resource name"),)
+
+
 def test_signals_no_playbook_is_written_for_match_nothing(shipped: PlaybookSet) -> None:
-    assert shipped.match(defender_signal("K8S_KubeSystemContainer", cluster_resource_id=CLUSTER)) == []
+    assert shipped.match(defender_signal("K8S_SomethingNew", cluster_resource_id=CLUSTER)) == []
     assert shipped.match(registry_signal("ChartPushed", repository="prod/chart", tag="latest")) == []
 
 
@@ -400,6 +466,10 @@ _TYPES = [
     "K8S_HighPrivilegesRole",
     "K8S_PrivilegedContainer",
     "K8S_ExposedDashboard",
+    "K8S_ExposedService",
+    "K8S.NODE_Webshell",
+    "K8S.NODE_KubeConfigAccess",
+    "K8S_AdmissionController",
     *MINING_TYPES,
 ]
 

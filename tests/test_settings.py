@@ -70,7 +70,7 @@ OTHER_VALUES = {
     "REMEDIATION_K8S_RETRY_ATTEMPTS": "3",
     "REMEDIATION_K8S_RETRY_MAX_SECONDS": "20",
     "REMEDIATION_REGISTRIES": json.dumps({"demo.azurecr.io": REGISTRY_ID}),
-    "REMEDIATION_DISALLOWED_TAGS": '{"prod/*": ["latest"]}',
+    "REMEDIATION_DISALLOWED_TAGS": '{"release/*": ["dev"]}',
     "REMEDIATION_PUSHER_ALLOWLIST": '{"prod/*": ["ci-bot"]}',
     "REMEDIATION_TAG_INDEX_TABLE": "othertagindex",
     "REMEDIATION_FINDINGS_RECHECK_MINUTES": "1,3",
@@ -217,8 +217,8 @@ class TestDefaults:
             retry_max_seconds=60.0,
         )
         assert settings.registry == RegistrySettings(
-            registries={}, disallowed_tags={}, pusher_allowlist={}, tag_index_table="tagindex",
-            findings_recheck_delays=(120, 300, 600),
+            registries={}, disallowed_tags={"prod/*": frozenset({"latest"})}, pusher_allowlist={},
+            tag_index_table="tagindex", findings_recheck_delays=(120, 300, 600),
         )  # fmt: skip
         assert settings.slack is None
         assert settings.azure == AzureSettings(

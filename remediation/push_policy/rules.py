@@ -1,10 +1,11 @@
 """Per-repository push rules from settings: disallowed tags and the pushers allowed to push.
 
 Neighbours: `policy.PushPolicy` asks these for each ImagePushed signal and marks the signal
-(`disallowed_tag`, `pusher_not_allowed`) for playbook conditions. Patterns are shell globs on the
-repository (`prod/*`); a repository matching no pattern has no rule.
+(`disallowed_tag`, `pusher_not_allowed`) for playbook conditions. The setting is the one place a
+disallowed tag is written: the shipped registry-quarantine-latest-in-prod keys on the mark.
+Patterns are shell globs on the repository (`prod/*`); a repository matching no pattern has no rule.
 
-REMEDIATION_DISALLOWED_TAGS   {"prod/*": ["latest"]}
+REMEDIATION_DISALLOWED_TAGS   {"prod/*": ["latest"]}   (its default; `{}` allows every tag)
 REMEDIATION_PUSHER_ALLOWLIST  {"prod/*": ["ci-bot", "release-pipeline"]}
 """
 

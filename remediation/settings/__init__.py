@@ -69,7 +69,7 @@ class KubernetesSettings:
 @dataclass(frozen=True, slots=True)
 class RegistrySettings:
     registries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # login server -> id
-    disallowed_tags: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    disallowed_tags: Mapping[str, frozenset[str]] = field(default_factory=lambda: _default_disallowed_tags())
     pusher_allowlist: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     tag_index_table: str = "tagindex"
     findings_recheck_delays: tuple[int, ...] = DEFAULT_FINDINGS_RECHECK_DELAYS  # seconds
@@ -385,8 +385,10 @@ def _absolute(name: str, url: str) -> str:
 
 
 def _json_object(env: Mapping[str, str], name: str, shape: str, valid: Callable[[Any], bool]) -> dict[str, Any]:
-    """A JSON object whose every value is `valid`; SettingsError saying it must `shape` otherwise."""
-    raw = _raw(env, name)
+    """A JSON object whose every value is `valid`; SettingsError saying it must `shape` otherwise.
+
+    Unset or empty reads as the declared default (REMEDIATION_DISALLOWED_TAGS has one; `{}` clears it)."""
+    raw = _raw(env, name) or _DEFAULTS[name]
     if not raw:
         return {}
     try:
@@ -404,6 +406,10 @@ def _is_str(value: Any) -> bool:
 
 def _is_names(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _default_disallowed_tags() -> Mapping[str, frozenset[str]]:
+    return _patterns({}, "REMEDIATION_DISALLOWED_TAGS")
 
 
 def _patterns(env: Mapping[str, str], name: str) -> Mapping[str, frozenset[str]]:

@@ -13,6 +13,7 @@ from typing import Literal
 
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 DEFAULT_PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "gatekeeper-system"})
+DEFAULT_DISALLOWED_TAGS = '{"prod/*": ["latest"]}'  # the one place the tag rule is written
 DEFAULT_FINDINGS_RECHECK_DELAYS = (120, 300, 600)  # seconds before re-check 1, 2, 3
 SLACK_API_BASE_URL = "https://slack.com/api/"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
@@ -102,7 +103,8 @@ DECLARED: tuple[Setting, ...] = (
     Setting("REMEDIATION_REGISTRIES", "json", 'JSON `{"<login server>": "<registry resource id>"}`: our '
             "registries (others are reported, never acted on)"),
     Setting("REMEDIATION_DISALLOWED_TAGS", "json", 'JSON `{"<repository glob>": ["<tag>", ...]}`: pushes marked '
-            "`disallowed_tag`", example='{"prod/*": ["latest"]}'),
+            "`disallowed_tag`, which playbook registry-quarantine-latest-in-prod quarantines; `{}` allows every tag",
+            DEFAULT_DISALLOWED_TAGS),
     Setting("REMEDIATION_PUSHER_ALLOWLIST", "json", 'JSON `{"<repository glob>": ["<actor>", ...]}`: pushes by '
             "anyone else are marked `pusher_not_allowed`"),
     Setting("REMEDIATION_TAG_INDEX_TABLE", "text", "the tag -> digest index that detects tag overwrites", "tagindex"),
