@@ -61,5 +61,13 @@ run-app: $(STAMP) $(NPM_STAMP) local.settings.json
 	  trap "kill $$! 2>/dev/null" EXIT; \
 	  source $(VENV)/bin/activate && func start --python
 
+# Removes what the targets create. bench/results/latest.json is committed, so it stays; local.settings.json
+# goes only while it is still the untouched copy `make run` made (once edited it may hold secrets).
 clean:
-	rm -rf $(VENV) node_modules .azurite .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .azurite __azurite_db_* __blobstorage__ __queuestorage__ \
+	  .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache .grimp_cache .python_packages *.egg-info
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +
+	@if [ -f local.settings.json ]; then \
+	  if cmp -s local.settings.json local.settings.example.json; then rm -f local.settings.json; \
+	  else echo "kept local.settings.json: it differs from local.settings.example.json (delete it yourself)"; fi; \
+	fi

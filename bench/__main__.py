@@ -16,7 +16,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import alert_storm, cold_start, drain, end_to_end, incident_index, intake_throughput, slack_ack
+from bench import (
+    alert_storm,
+    blast_radius,
+    cold_start,
+    drain,
+    end_to_end,
+    incident_index,
+    intake_throughput,
+    slack_ack,
+)
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 BENCHMARKS: dict[str, ModuleType] = {
@@ -27,6 +36,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "alert_storm": alert_storm,
     "drain": drain,
     "incident_index": incident_index,
+    "blast_radius": blast_radius,
 }
 COLUMNS = (34, 56, 28)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -29,6 +30,7 @@ from bot.limits import (
     mrkdwn,
     plain,
 )
+from remediation.blast_radius import FIRST_FEW, headline, workload_lines
 from remediation.incidents import Incident, IncidentState
 from remediation.plans import PlannedStep
 
@@ -80,6 +82,10 @@ def incident_blocks(incident: Incident, *, buttons: bool = True) -> list[dict[st
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(_headline(incident), limit=HEADER_TEXT)},
         {"type": "section", "text": mrkdwn(_what_happened(incident))},
+    ]
+    if where := blast_radius_text(incident, limit=FIRST_FEW):
+        blocks.append({"type": "section", "text": mrkdwn(where)})
+    blocks += [
         {"type": "section", "text": mrkdwn(f"*Why:* {escape(incident.plan.reason or incident.playbook)}")},
         {"type": "section", "text": mrkdwn(_steps(incident))},
     ]
@@ -102,6 +108,36 @@ def approval_state(incident: Incident) -> str:
     if not incident.approvals:
         return progress
     return f"{progress}: " + ", ".join(f"<@{user}>" for user in incident.approved_by)
+
+
+def blast_radius_text(incident: Incident, *, limit: int | None = FIRST_FEW) -> str:
+    """Where the incident's image runs, as measured at opening: the headline ('runs in 7 pods of 3
+    workloads on 2 clusters; unknown: ...'), when, and the first `limit` workloads (None: all).
+    Empty for an incident about no image."""
+    blast = incident.blast_radius
+    if not blast:
+        return ""
+    quarantine = any(step.action.startswith("registry.quarantine") for step in incident.plan.steps)
+    line = f"*Where it runs:* {escape(headline(blast, quarantine=quarantine))}"
+    if measured := _when(blast.get("measured_at")):
+        line += f" · measured {measured}"
+    lines = [line]
+    for text in workload_lines(blast, limit=limit):
+        more = text.startswith("and ") and limit is not None
+        lines.append(f"• {escape(text)}" + (" (all in Details)" if more else ""))
+    return "\n".join(lines)
+
+
+def _when(stamp: Any) -> str:
+    """A stored timestamp in the reader's time zone, with the ISO text as the fallback."""
+    if not isinstance(stamp, str) or not stamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return escape(stamp)
+    fallback = moment.isoformat(timespec="seconds")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{escape(fallback)}>"
 
 
 def step_line(step: PlannedStep) -> str:

@@ -77,7 +77,10 @@ class Commands:
             return _reply(NOT_VISIBLE)
         if incident is None:
             return _reply(f"There is no incident `{escape(incident_id)}`. Try `/remediate list`.")
-        return {**_reply(f"Incident {incident.id}"), "blocks": incident_blocks(incident)}
+        from remediation.blast_radius import headline
+
+        where = f" · {escape(headline(incident.blast_radius))}" if incident.blast_radius else ""  # where its image runs
+        return {**_reply(f"Incident {incident.id}{where}"), "blocks": incident_blocks(incident)}
 
     def _undo(self, incident_id: str, user: str) -> dict[str, Any]:
         try:

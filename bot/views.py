@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from bot.blocks import approval_state, incident_blocks, resource_of, step_line
+from bot.blocks import approval_state, blast_radius_text, incident_blocks, resource_of, step_line
 from bot.limits import (
     INPUT_HINT,
     INPUT_LABEL,
@@ -28,6 +28,7 @@ from bot.limits import (
     mrkdwn,
     plain,
 )
+from remediation.blast_radius import FIRST_FEW, cluster_name
 from remediation.incidents import Incident
 
 INPUT_CALLBACK = "incident.input.submit"
@@ -40,12 +41,38 @@ NOT_VISIBLE = "You cannot see incidents here: only approvers and the configured 
 def details_blocks(incident: Incident) -> list[dict[str, Any]]:
     """The incident message without buttons, plus the alert's extended properties and the deadline."""
     blocks = incident_blocks(incident, buttons=False)
+    blocks += _blast_radius_blocks(incident)
     extended = incident.signal.get("extended_properties") or {}
     if extended:
         text = json.dumps(extended, indent=1, ensure_ascii=False)
         blocks.append({"type": "section", "text": mrkdwn(f"*Alert properties:*\n```{escape(cut(text, 2800))}```")})
     blocks.append({"type": "section", "text": mrkdwn(f"*Signal id:* `{escape(str(incident.signal.get('id')))}`")})
     return fit_blocks(blocks)
+
+
+def _blast_radius_blocks(incident: Incident) -> list[dict[str, Any]]:
+    """Every workload running the image and every cluster asked, when the message shows only the first few."""
+    blast = incident.blast_radius
+    if not blast or blast.get("status") != "measured":
+        return []
+    clusters = [
+        f"{escape(cluster_name(str(c['cluster'])))}: "
+        + (f"unknown ({escape(str(c['unknown']))})" if "unknown" in c else f"{c.get('pods', 0)} pod(s)")
+        for c in blast.get("clusters") or ()
+    ]
+    blocks = [{"type": "section", "text": mrkdwn("*Clusters asked:* " + " · ".join(clusters))}]
+    if len(blast.get("running") or ()) <= FIRST_FEW and not blast.get("more"):
+        return blocks  # the message names them all already
+    lines = blast_radius_text(incident, limit=None).split("\n")[1:]
+    chunk: list[str] = ["*Every workload running it:*"]
+    for line in lines:
+        if sum(len(part) + 1 for part in chunk) + len(line) > SECTION_TEXT - 100 and len(chunk) > 1:
+            blocks.append({"type": "section", "text": mrkdwn("\n".join(chunk))})
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append({"type": "section", "text": mrkdwn("\n".join(chunk))})
+    return blocks
 
 
 def input_modal(incident: Incident) -> dict[str, Any]:

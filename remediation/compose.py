@@ -292,6 +292,7 @@ class Components:
         return self._once("engine", self._engine)
 
     def _engine(self) -> Engine:
+        from remediation.actions.kubernetes.images import ImageFinder
         from remediation.engine import Engine
         from remediation.executor import Previewer
 
@@ -304,6 +305,7 @@ class Components:
             directory=configured.directory if configured is not None else None,
             enrich=lambda signal: self.push_policy().enrich(signal),
             previewer=Previewer(actions=self.actions(), snapshots=self.snapshots()),
+            image_finder=ImageFinder.of_actions(self.actions(), sleep=self.sleep),  # where an image runs
             clock=self.clock,
             retention=timedelta(days=self.settings.incident_retention_days),
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from remediation import telemetry
 from remediation.actions.catalogue import get_action
+from remediation.blast_radius import Finder, measure
 from remediation.clock import utcnow
 from remediation.incidents import (
     ApproverDirectory,
@@ -77,6 +78,7 @@ class Engine:
         work: WorkQueue | None = None,
         enrich: Callable[[Signal], Signal] | None = None,
         previewer: Callable[[Incident], tuple[Mapping[str, Any], ...]] | None = None,
+        image_finder: Finder | None = None,
         clock: Callable[[], datetime] = utcnow,
         retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
@@ -87,6 +89,7 @@ class Engine:
         self._work = work
         self._enrich = enrich
         self._previewer = previewer
+        self._image_finder = image_finder
         self.notifier: Notifier = notifier or LoggingNotifier()
         self._directory = directory or StaticDirectory()
         self._clock = clock
@@ -126,6 +129,7 @@ class Engine:
         else:
             self.notifier.incident_updated(incident)
             return
+        incident = self._measure_blast_radius(incident)
         if not incident.previews:
             incident = self._preview(incident)
         self.notifier.incident_opened(incident)
@@ -222,6 +226,7 @@ class Engine:
         with incident_context(incident.id):
             logger.info("manual incident opened", extra=_fields(incident, requester=requester))
             telemetry.INCIDENTS_OPENED.add(1, {"playbook": incident.playbook})
+            incident = self._measure_blast_radius(incident)
             incident = self._preview(incident)
             self.notifier.incident_opened(incident)
             self._dispatch(incident)
@@ -377,6 +382,19 @@ class Engine:
                 self.notifier.incident_updated(updated)
                 self._dispatch(updated)
                 return updated
+
+    def _measure_blast_radius(self, incident: Incident) -> Incident:
+        """Where the incident's image runs (pods by digest on every allowed cluster), kept on the
+        incident with the time it was measured; an incident about no image is left as it is.
+        Measured once, at opening: approvers see what was true when they were asked."""
+        if self._image_finder is None or incident.blast_radius is not None:
+            return incident
+        found = measure(incident.signal, self._image_finder, now=self._clock())
+        if found is None:
+            return incident
+        logger.info("blast radius measured", extra=_fields(incident, blast_radius_status=found.get("status"),
+                    pods=found.get("pods"), workloads=found.get("workloads")))  # fmt: skip
+        return self.incidents.update(incident, lambda current: dataclasses.replace(current, blast_radius=found))
 
     def _preview(self, incident: Incident) -> Incident:
         """Record each step's preview: the approval binds to the target versions it shows.

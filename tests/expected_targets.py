@@ -49,7 +49,7 @@ _CLUSTER = (
 _MINER_DIGEST = "sha256:60cc59004e8e9bfdbfad641fd5dc34b9a0c67345768ba5d5d957214b686f4fcb"
 _NOT_AN_ALERT = "not a Defender alert: no alertType/AlertType or systemAlertId/SystemAlertId"
 # What `parse_any` (the CLI's simulate, which takes any source) says of the same documents.
-_NOT_AN_EVENT = "not an event of any known source (registry, defender)"
+_NOT_AN_EVENT = "not an event this app reads (known sources: registry, defender)"
 
 
 def _image_pushed() -> dict[str, Any]:

@@ -6,7 +6,11 @@ closed port, run through the installed `remediate` script so that stderr is exac
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -20,6 +24,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 from azurite import Azurite
 from expected_targets import EXPECTED, fixture_path
 from remediation.audit import key_id
+from remediation.cli import build_parser
 from remediation.cli import main as remediate
 from remediation.cli.audit import UNKEYED
 from remediation.compose import keyed_audit
@@ -31,6 +36,7 @@ from test_event_ledger import closed_port_connection_string
 from test_incidents import T0, make_plan, make_signal
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 SIGNAL_KEYS = ("source", "type", "id", "severity", "time")
 
 
@@ -112,6 +118,11 @@ def test_simulate_with_another_playbook_folder(tmp_path: Path, capsys: pytest.Ca
 
 def test_simulate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert remediate(["simulate", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err == f"remediate simulate: no such file or folder: {tmp_path / 'absent.json'}\n"
+    assert remediate(["simulate", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"remediate simulate: no .json file in the folder {tmp_path}\n"
+    assert remediate(["simulate", "-", "-"]) == 2
+    assert capsys.readouterr().err == "remediate simulate: - (stdin) can be read only once\n"
     with pytest.raises(SystemExit) as usage:
         remediate(["simulate"])
     assert usage.value.code == 2
@@ -127,6 +138,176 @@ def test_playbooks_check(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "unknown-action.yaml: playbook 'unknown-action': steps[0].action" in out
     assert remediate(["playbooks", "check", str(FIXTURES / "nowhere")]) == 2
+
+
+# --- the first hour: the README's examples, folders, stdin, options anywhere, help ----------------
+
+
+def readme_simulate_commands() -> list[str]:
+    """The commands of the README's `remediate simulate` section, as a user would paste them."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Try it offline: `remediate simulate`", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "the simulate section has no sh code block"
+    return [line for line in block.group(1).splitlines() if line.startswith(".venv/bin/remediate simulate")]
+
+
+def planned(output: str) -> int:
+    """Incidents planned, from either output format."""
+    if output.lstrip().startswith("{"):
+        return sum(entry["playbook"] is not None for entry in json.loads(output)["incidents"])
+    return sum(bool(re.match(r"^\s+playbook \S+: approval", line)) for line in output.splitlines())
+
+
+def test_the_readmes_simulate_examples_run_and_plan_incidents(monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = readme_simulate_commands()
+    assert len(commands) >= 3
+    assert any(" - <" in command for command in commands), "the README shows stdin"
+    assert any(Path(ROOT, shlex.split(command)[2]).is_dir() for command in commands), "the README shows a folder"
+    monkeypatch.delenv("REMEDIATION_PLAYBOOKS_DIR", raising=False)
+    script = shlex.quote(str(Path(sys.executable).parent / "remediate"))
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command.replace(".venv/bin/remediate", script, 1)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (done.returncode, done.stderr) == (0, ""), command
+        assert planned(done.stdout) >= 1, f"no playbook fires: {command}"
+
+
+def test_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    event = str(FIXTURES / "defender-alert-k8s-clusteradminbinding.log-analytics-row.json")
+    outputs = []
+    for argv in (
+        ["--format", "json", "simulate", event],
+        ["simulate", event, "--format", "json"],
+        ["simulate", "--format", "json", event],
+        ["-v", "--playbooks", str(ROOT / "playbooks"), "simulate", event, "--format", "json"],
+        ["--format", "text", "simulate", event, "--format", "json"],  # the later one wins
+    ):
+        assert remediate(argv) == 0, argv
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert all(output == outputs[0] for output in outputs)
+    assert outputs[0]["incidents"][0]["playbook"] == "rbac-delete-privileged-object"
+    assert remediate(["--format", "json", "simulate", event, "--format", "text"]) == 0
+    assert capsys.readouterr().out.startswith("high ")
+    with pytest.raises(SystemExit) as usage:
+        remediate(["--format", "json", "playbooks", "check"])
+    assert usage.value.code == 2
+    assert "--format is an option of simulate, not of playbooks check" in capsys.readouterr().err
+
+
+def test_simulate_reads_a_folders_json_files_in_name_order_not_its_subfolders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binding = FIXTURES / "defender-alert-k8s-clusteradminbinding.log-analytics-row.json"
+    privileged = FIXTURES / "defender-alert-k8s-privilegedcontainer.cloudevent.json"
+    (tmp_path / "b.json").write_bytes(binding.read_bytes())
+    (tmp_path / "a.json").write_bytes(privileged.read_bytes())
+    (tmp_path / "notes.txt").write_text("not an event")
+    (tmp_path / "deeper").mkdir()
+    (tmp_path / "deeper" / "c.json").write_text("{}")  # would be rejected if it were read
+    code, document = simulate_json(capsys, str(tmp_path))
+    assert (code, document["rejected"]) == (0, [])
+    assert [signal["type"] for signal in document["signals"]] == ["K8S_PrivilegedContainer", "K8S_ClusterAdminBinding"]
+    code, whole = simulate_json(capsys, str(FIXTURES))
+    assert (code, whole["rejected"]) == (0, [])
+    assert whole["incidents"] and all(plan["playbook"] for plan in whole["incidents"])
+
+
+def test_simulate_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    alerts = [
+        json.loads((FIXTURES / "defender-alert-k8s-clusteradminbinding.log-analytics-row.json").read_text()),
+        {"type": "block_actions", "user": {"id": "U1"}},
+    ]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps(alerts).encode())))
+    code, document = simulate_json(capsys, "-")
+    assert code == 1
+    assert [plan["playbook"] for plan in document["incidents"]] == ["rbac-delete-privileged-object"]
+    [problem] = document["rejected"]
+    assert (problem["file"], problem["index"]) == ("<stdin>", 1)
+
+
+def test_a_document_neither_registry_nor_defender_is_not_an_event_this_app_reads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, document = simulate_json(capsys, str(FIXTURES / "samples/slack-block_actions.interaction-payload.json"))
+    [problem] = document["rejected"]
+    assert code == 1
+    assert problem["reason"].startswith("not an event this app reads (known sources: registry, defender)")
+    assert "Defender alert" not in problem["reason"]
+
+
+def test_a_missing_playbook_folder_reads_the_same_from_both_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    event = str(FIXTURES / "samples/acr-imagepushed.eventgrid.json")
+
+    def errors(*argv: str) -> str:
+        assert remediate(list(argv)) == 2
+        err = capsys.readouterr().err
+        return err.removeprefix("remediate simulate: ").removeprefix("remediate playbooks check: ")
+
+    expected = f"{missing} is not a folder\n"
+    assert errors("playbooks", "check", str(missing)) == expected
+    assert errors("simulate", "--playbooks", str(missing), event) == expected
+    monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(missing))
+    assert errors("playbooks", "check") == expected
+    assert errors("simulate", event) == expected
+
+
+def test_both_commands_take_the_playbook_folder_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notify.yaml").write_text(
+        "name: notify-everything\ndescription: d\non: {source: registry, types: [ImagePushed]}\n"
+        "steps: [{action: notify, params: {message: 'pushed ${targets.image}'}}]\napproval: {mode: auto}\n"
+    )
+    monkeypatch.setenv("REMEDIATION_PLAYBOOKS_DIR", str(tmp_path))
+    assert remediate(["playbooks", "check"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path}: ok (notify-everything)\n"
+    code, document = simulate_json(capsys, str(FIXTURES / "samples/acr-imagepushed.eventgrid.json"))
+    assert (code, [plan["playbook"] for plan in document["incidents"]]) == (0, ["notify-everything"])
+    code, document = simulate_json(  # --playbooks wins over the environment
+        capsys, "--playbooks", str(ROOT / "playbooks"), str(FIXTURES / "samples/acr-imagepushed.eventgrid.json")
+    )
+    assert [plan["playbook"] for plan in document["incidents"]] == [None]
+
+
+def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += parsers(child)
+    return found
+
+
+def test_every_option_and_command_has_help() -> None:
+    undocumented = []
+    for parser in parsers(build_parser()):
+        for action in parser._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                undocumented.append(f"{parser.prog}: {action.option_strings or action.dest}")
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {choice.dest for choice in action._choices_actions if choice.help}
+                undocumented += [f"{parser.prog} {name}" for name in action.choices if name not in helped]
+    assert undocumented == []
+    progs = {parser.prog for parser in parsers(build_parser())}
+    assert {"remediate simulate", "remediate playbooks check", "remediate audit verify"} <= progs
+
+
+def test_make_clean_removes_what_the_targets_create() -> None:
+    done = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    removed = set(done.stdout.replace("\\\n", " ").split())
+    for path in (".venv", "node_modules", ".azurite", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info"):
+        assert path in removed
+    assert "__pycache__" in done.stdout and "local.settings.json" in done.stdout
+    assert "bench/results" not in done.stdout  # latest.json is committed
 
 
 # --- audit verify --------------------------------------------------------------------------------

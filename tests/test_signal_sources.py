@@ -35,7 +35,7 @@ from remediation.signals import (
 from remediation.signals.fields import parse_time
 from remediation.signals.sources import intake_sources, unregister_source
 
-UNKNOWN_SOURCE = "not an event of any known source (registry, defender)"
+UNKNOWN_SOURCE = "not an event this app reads (known sources: registry, defender)"
 
 
 def only(outcomes: list[Outcome]) -> Outcome:
@@ -212,7 +212,7 @@ def test_a_registered_source_reads_its_own_documents(falco: IntakeSource) -> Non
 
 
 def test_unknown_documents_name_the_registered_source_too(falco: IntakeSource) -> None:
-    assert rejected({}).reason == "not an event of any known source (registry, defender, falco-test)"
+    assert rejected({}).reason == "not an event this app reads (known sources: registry, defender, falco-test)"
 
 
 def test_a_registered_source_does_not_take_the_older_sources_documents(falco: IntakeSource) -> None:

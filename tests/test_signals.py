@@ -140,7 +140,7 @@ def assert_outcome(outcome: Outcome, expected: dict[str, Any]) -> None:
 # every fixture against the table
 
 
-UNKNOWN_SOURCE = "not an event of any known source (registry, defender)"
+UNKNOWN_SOURCE = "not an event this app reads (known sources: registry, defender)"
 NOT_ANY_SOURCE = frozenset(
     {
         "samples/eventgrid-deadletter.eventgrid.json",
@@ -151,7 +151,7 @@ NOT_ANY_SOURCE = frozenset(
     }
 )
 """Fixtures no source recognises. EXPECTED (shared with the Functions tests) records what the
-Defender endpoint says of them; `parse_any` says instead that they belong to no known source."""
+Defender endpoint says of them; `parse_any` says instead that they are not an event this app reads."""
 
 
 def _entry_point_parser(name: str) -> Parser:

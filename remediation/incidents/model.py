@@ -149,6 +149,8 @@ class Incident:
     undo: UndoRequest | None = None  # the latest undo request, its approvals included
     announced: bool = False  # its message was posted; until then the timer asks for it again
     recent_signals: tuple[str, ...] = ()  # ids of the latest folded Signals: a redelivered one is not counted twice
+    # Where the incident's image runs, measured at opening (`remediation.blast_radius`): JSON with `measured_at`.
+    blast_radius: Mapping[str, Any] | None = None
     revision: int = field(default=0, compare=False)  # the store's count of writes: newer is larger, never a clock
     etag: str | None = field(default=None, compare=False, repr=False)
 
@@ -208,6 +210,7 @@ class Incident:
             "undo": None if self.undo is None else json.dumps(self.undo.to_json(), sort_keys=True),
             "announced": self.announced,
             "recent_signals": list(self.recent_signals),
+            "blast_radius": None if self.blast_radius is None else dict(self.blast_radius),
         }
 
     @classmethod
@@ -242,6 +245,7 @@ class Incident:
             undo=_undo_from_json(data.get("undo")),
             announced=bool(data.get("announced", False)),
             recent_signals=tuple(data.get("recent_signals") or ()),
+            blast_radius=_blast_radius_from_json(data.get("blast_radius")),
             etag=etag,
         )
 
@@ -250,6 +254,12 @@ def _undo_from_json(data: Any) -> UndoRequest | None:
     if not data:
         return None
     return UndoRequest.from_json(json.loads(data) if isinstance(data, str) else data)
+
+
+def _blast_radius_from_json(data: Any) -> dict[str, Any] | None:
+    if isinstance(data, str):  # a row written before the column was JSON-decoded
+        data = json.loads(data) if data else None
+    return dict(data) if isinstance(data, Mapping) else None
 
 
 def _parse_time(text: str) -> datetime:

@@ -81,7 +81,7 @@ def parse_any(obj: Any) -> Outcome:
 
 
 def _not_known() -> str:
-    return f"not an event of any known source ({', '.join(intake.source.value for intake in _REGISTERED)})"
+    return f"not an event this app reads (known sources: {', '.join(intake.source.value for intake in _REGISTERED)})"
 
 
 register_source(Source.REGISTRY.value, recognises=is_registry_event, parse=parse_registry_event)

@@ -32,7 +32,7 @@ ORPHAN_GRACE = timedelta(hours=1)  # far beyond any writer's time between its in
 MAX_PROPERTY_BYTES = 63 * 1024  # a Table string property holds 64 KiB of UTF-16
 _HEX = frozenset("0123456789abcdef")
 _JSON_COLUMNS = frozenset(
-    {"plan", "signal", "approvals", "inputs", "step_results", "previews", "recent_signals", "undo"}
+    {"plan", "signal", "approvals", "inputs", "step_results", "previews", "recent_signals", "undo", "blast_radius"}
 )
 
 
