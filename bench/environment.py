@@ -246,13 +246,15 @@ _MINING = json.loads(MINING_ALERT.read_bytes())
 
 
 def mining_alert(*, alert_id: str, node: str, image: str = "docker.io/library/xmrig:6.21") -> dict[str, Any]:
-    """A crypto-mining alert on `node` (playbook node-cordon-and-quarantine-image, one approval).
+    """A node-compromise alert on `node` (playbook node-cordon: one approval, cordon the node).
 
-    An image outside *.azurecr.io makes the plan the cordon alone; the group key is (cluster, node,
-    image), so one node is one incident and alerts on the same node fold into it.
+    Built on the published mining alert's shape with its type changed to a node-level one (a process
+    read the kubelet's kubeconfig); the group key is (cluster, node), so one node is one incident
+    and alerts on the same node fold into it.
     """
     alert = copy.deepcopy(_MINING)
     alert["SystemAlertId"] = alert_id
+    alert["AlertType"] = "K8S.NODE_KubeConfigAccess"
     for entity in alert["Entities"]:
         if entity.get("Type") == "host":
             entity["HostName"] = node
