@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from remediation.incidents import (
     request_undo,
     supply_input,
 )
+from remediation.incidents.storage import deadline_order, is_due
 from remediation.logcontext import incident_context
 from remediation.notifier import LoggingNotifier, Notifier
 from remediation.plans import ApprovalMode, Plan
@@ -144,11 +145,11 @@ class Engine:
             return current
         return self.incidents.update(current, lambda incident: dataclasses.replace(incident, announced=True))
 
-    def announce_missing(self) -> list[Incident]:
+    def announce_missing(self, live: Sequence[Incident] | None = None) -> list[Incident]:
         """Ask again for the message of each live incident opened over `ANNOUNCE_GRACE` ago and never
         announced (Slack was failing, or the process died between opening and announcing)."""
         stale = self._clock() - ANNOUNCE_GRACE
-        missing = [i for i in self.incidents.live(states=_LIVE) if not i.announced and i.created_at <= stale]
+        missing = [i for i in self._live(live, _LIVE) if not i.announced and i.created_at <= stale]
         for incident in missing:
             with _journey("incident.announce", incident):
                 logger.warning("incident never announced: announcing again", extra=_fields(incident))
@@ -269,12 +270,20 @@ class Engine:
         pending = self.incidents.flush_pending_audit()
         if pending:
             logger.warning("appended pending audit records", extra={"incidents": pending})
-        changed = self.expire_due()
-        self.redrive()
-        self.announce_missing()
-        self.catch_up()
+        live = self.incidents.live()  # one read of the live index serves every duty of this tick
+        changed = self.expire_due(live)
+        self.redrive(live)
+        self.announce_missing(live)
+        self.catch_up(live)
         self.prune()
         return changed
+
+    def _live(self, live: Sequence[Incident] | None, states: Iterable[IncidentState]) -> list[Incident]:
+        """The live incidents in `states`, from the tick's one read, or read now."""
+        if live is None:
+            return self.incidents.live(states=states)
+        wanted = frozenset(states)
+        return [incident for incident in live if incident.state in wanted]
 
     def prune(self) -> int:
         """At most once a day per worker: closed incidents past the retention leave the hot table."""
@@ -287,25 +296,23 @@ class Engine:
             logger.info("closed incidents pruned", extra={"pruned": pruned, "retention_days": self._retention.days})
         return pruned
 
-    def catch_up(self) -> None:
+    def catch_up(self, live: Sequence[Incident] | None = None) -> None:
         """Show recent news a notifier held back (the last folds of an alert storm inside its
         update interval): each live incident seen lately is announced again; a notifier that
         already shows its state does nothing."""
         recent = self._clock() - CATCH_UP_WINDOW
-        for incident in self.incidents.live(states=_LIVE):
+        for incident in self._live(live, _LIVE):
             if incident.last_seen >= recent:
                 self.notifier.incident_updated(incident)
 
-    def redrive(self) -> list[Incident]:
+    def redrive(self, live: Sequence[Incident] | None = None) -> list[Incident]:
         """Enqueue again what no executor is working on: approved incidents not taken for
         `REDRIVE_AFTER`, executions and undos whose worker's lease ran out (it died, or storage failed
         between a step and its record); the executor resumes after the last recorded step."""
         now = self._clock()
         stale = now - REDRIVE_AFTER
         waiting: list[Incident] = []
-        for incident in self.incidents.live(
-            states=[IncidentState.APPROVED, IncidentState.EXECUTING, IncidentState.SUCCEEDED]
-        ):
+        for incident in self._live(live, (IncidentState.APPROVED, IncidentState.EXECUTING, IncidentState.SUCCEEDED)):
             if incident.state is IncidentState.APPROVED and incident.updated_at <= stale:
                 with _journey("incident.redrive", incident, kind="execute"):
                     logger.warning("approved incident not taken: enqueued again", extra=_fields(incident))
@@ -320,11 +327,16 @@ class Engine:
             waiting.append(incident)
         return waiting
 
-    def expire_due(self) -> list[Incident]:
+    def expire_due(self, live: Sequence[Incident] | None = None) -> list[Incident]:
         """Apply each overdue incident's `on_timeout`: expire, escalate once, or break-glass approve."""
         changed = []
         now = self._clock()
-        for incident in self.incidents.due(now):
+        due = (
+            self.incidents.due(now)
+            if live is None
+            else sorted((incident for incident in live if is_due(incident, now)), key=deadline_order)
+        )
+        for incident in due:
             with _journey("incident.timeout", incident):
                 updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
                 if updated.state is not incident.state:
