@@ -23,6 +23,7 @@ import asyncio
 import collections
 import datetime
 import itertools
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -409,3 +410,15 @@ def service(name: str, *, namespace: str = "payments", type: str = "LoadBalancer
     status = {"loadBalancer": {"ingress": [{"ip": "20.1.2.3"}]}} if type == "LoadBalancer" else {}
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
             "spec": spec, "status": status}  # fmt: skip
+
+
+def serve_as(kube: KubeServer, cluster_id: str, *, tmp_path: Any, monkeypatch: Any) -> KubeServer:
+    """Point the app at `kube` for `cluster_id` through settings alone (its kubeconfig, and the
+    cluster allow-list naming it), and have the next composition pick them up."""
+    from functions import wiring
+
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig-served", server=kube.url)
+    monkeypatch.setenv("REMEDIATION_KUBECONFIGS", json.dumps({cluster_id: kubeconfig}))
+    monkeypatch.setenv("REMEDIATION_CLUSTERS", cluster_id)
+    wiring.reset()
+    return kube

@@ -17,7 +17,7 @@ import host
 from conftest import AppTables
 from expected_targets import fixture_path
 from functions import wiring
-from kube_api import RBAC, KubeServer, write_kubeconfig
+from kube_api import RBAC, KubeServer, serve_as
 from remediation.incidents import IncidentState
 from slack_server import SlackTest
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
@@ -40,12 +40,7 @@ def cluster_fixture(
     kube: KubeServer, app_tables: AppTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> KubeServer:
     kube.emulator.put(RBAC["ClusterRoleBinding"], BINDING)
-    monkeypatch.setenv(
-        "REMEDIATION_KUBECONFIGS", json.dumps({CLUSTER_ID: write_kubeconfig(tmp_path / "kc", server=kube.url)})
-    )
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER_ID)
-    wiring.reset()
-    return kube
+    return serve_as(kube, CLUSTER_ID, tmp_path=tmp_path, monkeypatch=monkeypatch)
 
 
 def queued(tables: AppTables) -> list[str]:

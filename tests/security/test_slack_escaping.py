@@ -11,8 +11,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 import host
 from functions import wiring
 from slack_server import SlackTest
@@ -33,14 +31,6 @@ ALERT: dict[str, Any] = {
     "AzureResourceId": CLUSTER,
     "Entities": [{"$id": "1", "Type": "K8s-pod", "Name": f"web {EVIL}", "Namespace": {"$id": "2", "Name": "shop"}}],
 }
-
-
-@pytest.fixture(autouse=True)
-def cluster_allowed(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The alerts' cluster may be acted on, so their incidents wait for approval (its preview fails
-    for want of a kubeconfig, which blocks nothing)."""
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER)
-    wiring.reset()
 
 
 def mrkdwn_texts(node: Any) -> list[str]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 import host
 from functions import wiring
 from remediation.incidents import IncidentState
@@ -19,14 +17,6 @@ from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 
 CLUSTER = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
 MEMBER = "U0ONCALL1"
-
-
-@pytest.fixture(autouse=True)
-def cluster_allowed(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The alerts' cluster may be acted on, so their incidents wait for approval (its preview fails
-    for want of a kubeconfig, which blocks nothing)."""
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER)
-    wiring.reset()
 
 
 def alert(number: int) -> bytes:

@@ -30,14 +30,6 @@ ALERT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def cluster_allowed(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The alerts' cluster may be acted on, so their incidents wait for approval (its preview fails
-    for want of a kubeconfig, which blocks nothing)."""
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER)
-    wiring.reset()
-
-
 def click(incident_id: str, *, team: str, app: str) -> dict[str, Any]:
     payload = block_actions("incident.approve", incident_id, user="U000SECOPS1", channel="C0SECOPS")
     return {**payload, "team": {"id": team, "domain": "elsewhere"}, "api_app_id": app}

@@ -11,8 +11,6 @@ import dataclasses
 import json
 from typing import Any
 
-import pytest
-
 import host
 from bot.blocks import APPROVE, incident_blocks
 from functions import wiring
@@ -29,14 +27,6 @@ ALERT: dict[str, Any] = {
     "AzureResourceId": CLUSTER,
     "Entities": [{"$id": "1", "Type": "K8s-pod", "Name": "web-1", "Namespace": {"$id": "2", "Name": "shop"}}],
 }
-
-
-@pytest.fixture(autouse=True)
-def cluster_allowed(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The alerts' cluster may be acted on, so their incidents wait for approval (its preview fails
-    for want of a kubeconfig, which blocks nothing)."""
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER)
-    wiring.reset()
 
 
 def awaiting(slack: SlackTest) -> Incident:

@@ -31,14 +31,6 @@ ALERT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def cluster_allowed(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The alerts' cluster may be acted on, so their incidents wait for approval (its preview fails
-    for want of a kubeconfig, which blocks nothing)."""
-    monkeypatch.setenv("REMEDIATION_CLUSTERS", CLUSTER)
-    wiring.reset()
-
-
 @pytest.fixture
 def incident_id(slack: SlackTest, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("REMEDIATION_VIEWERS", f"{VIEWER}, @auditors")
