@@ -4,7 +4,8 @@ Neighbours: `bot.app` routes Bolt's listeners here; the engine (`remediation.eng
 each decision and enqueues approved work itself, and everything Slack should show (the shared
 message, thread lines, the clicker's ephemeral answer) goes on the Slack outbox, so nothing in a
 click waits on Slack or Kubernetes. Refusals (`DecisionRefused`: not an approver, the two-person
-rule, already decided, expired) are shown to the clicker alone.
+rule, already decided, expired, or too late: the deadline passed, and the engine applied the
+playbook's `on_timeout` instead) are shown to the clicker alone.
 """
 
 from __future__ import annotations

@@ -89,19 +89,20 @@ class TableMessageStore:
             return False
         return True
 
-    def claim(self, old: MessageRef, new: MessageRef) -> bool:
-        """Replace `old` by `new` unless another writer changed the row since `old` was read."""
+    def claim(self, old: MessageRef, new: MessageRef) -> MessageRef | None:
+        """Replace `old` by `new` unless another writer changed the row since `old` was read; `new` as
+        stored (with its ETag), or None when another writer won."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         try:
-            self._table.update_entity(
+            written = self._table.update_entity(
                 _entity(new), mode=UpdateMode.REPLACE, etag=old.etag, match_condition=MatchConditions.IfNotModified
             )
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+        return dataclasses.replace(new, etag=written["etag"])
 
     def close(self) -> None:
         self._table.close()

@@ -5,15 +5,20 @@ notifier is `bot.outbox.Outbox`, an enqueue); `bot.blocks` renders the message; 
 remembers which message shows which incident, and at which revision. The first job posts the
 message (a missing record always means post, never skip); every later one updates it
 (`chat.update`), so a storm of alerts is one message whose count grows. Folds (nothing new but the
-count) update at most once per `min_interval` per incident; the timer shows what was held back.
+count) update at most once per `min_interval` per incident; a fold held back is shown when the
+interval is over (`held_back`: the outbox runs its job again then), so a storm's last count is on
+the message a second after its last alert.
 Decisions, steps and results are also posted as replies in the message's thread. Which state is
 newer is the incident's revision, never a clock. A call Slack did not take now (429, 5xx, a dropped
-connection) raises `SlackRetry` with Slack's Retry-After, after undoing the record's claim, so the
-job runs again later and shows the same news; other Slack errors are logged and dropped.
+connection, or an `ok: false` Slack calls temporary: `TRANSIENT_ERRORS`) raises `SlackRetry` with
+Slack's Retry-After, after undoing the record's claim, so the job runs again later and shows the same
+news; other Slack errors are logged and dropped. Posts in another channel (an escalation, a `notify`
+step's `channel`) link back to the incident's message and are retried the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -34,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 MIN_UPDATE_INTERVAL = timedelta(seconds=1)
 DEFAULT_RETRY_SECONDS = 5.0
+# Errors Slack answers with `ok: false` (often HTTP 200) that say "not now" rather than "never".
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "ratelimited", "request_timeout"})
 _CLAIM_ATTEMPTS = 3
 _S = IncidentState
 
@@ -43,7 +50,7 @@ class MessageStore(Protocol):
 
     def create(self, ref: MessageRef) -> bool: ...
 
-    def claim(self, old: MessageRef, new: MessageRef) -> bool: ...
+    def claim(self, old: MessageRef, new: MessageRef) -> MessageRef | None: ...
 
 
 class SlackNotifier:
@@ -65,6 +72,14 @@ class SlackNotifier:
     def has_message(self, incident_id: str) -> bool:
         return self._messages.get(incident_id) is not None
 
+    def held_back(self, incident: Incident, shown: MessageRef | None) -> float | None:
+        """Seconds until the message, which `show` left at `shown`, may show `incident` (a fold inside
+        the update interval); None when it shows `incident` or newer, or there is no message."""
+        if shown is None or shown.incident_revision >= incident.revision:
+            return None
+        waited = (self._clock() - shown.updated_at).total_seconds()
+        return max(0.0, self._min_interval.total_seconds() - waited)
+
     def show(self, incident: Incident, *, force: bool) -> MessageRef | None:
         """Post the incident's message if it has none, else bring it up to `incident`'s revision."""
         return self._refresh(incident, force=force)
@@ -79,14 +94,45 @@ class SlackNotifier:
         self.show(incident, force=True)
 
     def approval_needed(self, incident: Incident) -> None:
+        """Show the incident; once escalated to a channel, ask there too (linking to the incident's
+        thread). Either call failing for now raises SlackRetry, so the job, the post included, runs again."""
         ref = self.show(incident, force=True)
         target = incident.plan.approval.escalate_to
-        if ref is None or not incident.escalated or not target or not target.startswith(("#", "C", "G")):
+        if not incident.escalated or not target or not target.startswith(("#", "C", "G")):
             return
-        link = self.call("chat_getPermalink", incident, channel=ref.channel, message_ts=ref.ts)
-        where = f" <{link['permalink']}|in the incident's thread>" if link is not None else ""
-        text = f":rotating_light: Escalated to you: {incident_text(incident)}; decide{where}"
+        link = self._link(ref, incident, label="in the incident's thread")
+        text = f":rotating_light: Escalated to you: {incident_text(incident)}; decide{link or ''}"
         self.call("chat_postMessage", incident, channel=target, text=cut(text, FALLBACK_TEXT))
+
+    def channel_post(self, incident: Incident, *, channel: str, text: str) -> None:
+        """A `notify` step's message in `channel`, linking to the incident's message (posted first if
+        need be); a user-group handle (`@name`) is mentioned with it in the incident's thread instead."""
+        ref = self.show(incident, force=False)
+        if channel.startswith("@"):
+            if ref is None:
+                logger.warning("no incident thread to mention %s in", channel, extra=_fields(incident))
+                return
+            self._reply(ref, incident, f"{self._group_mention(incident, channel)} {escape(text)}")
+            return
+        link = self._link(ref, incident, label=f"incident {incident.id}") or f" (incident {incident.id})"
+        body = cut(escape(text), FALLBACK_TEXT - len(link)) + link
+        self.call("chat_postMessage", incident, channel=channel, text=body)
+
+    def _link(self, ref: MessageRef | None, incident: Incident, *, label: str) -> str | None:
+        """` <permalink|label>` to the incident's message; None when it has none, or Slack gave no link."""
+        if ref is None:
+            return None
+        found = self.call("chat_getPermalink", incident, channel=ref.channel, message_ts=ref.ts)
+        return f" <{found['permalink']}|{label}>" if found is not None else None
+
+    def _group_mention(self, incident: Incident, handle: str) -> str:
+        """`<!subteam^ID>` for a user-group handle, which notifies its members; the handle as text
+        when Slack does not know it."""
+        listed = self.call("usergroups_list", incident, include_disabled=False)
+        for group in (listed or {}).get("usergroups", []):
+            if group.get("handle") == handle.removeprefix("@"):
+                return f"<!subteam^{group['id']}>"
+        return escape(handle)
 
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None:
         ref = self.show(incident, force=True)
@@ -133,8 +179,8 @@ class SlackNotifier:
             now = self._clock()
             if not lines and not force and now - ref.updated_at < self._min_interval:
                 return ref
-            shown = MessageRef.showing(incident, channel=ref.channel, ts=ref.ts, now=now)
-            if self._messages.claim(ref, shown):
+            claimed = self._messages.claim(ref, MessageRef.showing(incident, channel=ref.channel, ts=ref.ts, now=now))
+            if claimed is not None:
                 try:
                     self.call("chat_update", incident, channel=ref.channel, ts=ref.ts, **_message(incident))
                     for line in lines:
@@ -146,7 +192,10 @@ class SlackNotifier:
                     if current is not None:
                         self._messages.claim(current, ref)
                     raise
-                return shown
+                # The interval counts from when Slack took the update, not from the claim: under load
+                # a call can reach Slack late, and the next one must still come a full interval after it.
+                shown = dataclasses.replace(claimed, updated_at=self._clock())
+                return self._messages.claim(claimed, shown) or claimed
             if not lines and not force:
                 return ref  # another writer is updating this message right now
         logger.warning("Slack message update lost every race", extra=_fields(incident))
@@ -157,7 +206,8 @@ class SlackNotifier:
 
     def call(self, method: str, incident: Incident | None = None, **arguments: Any) -> Any:
         """The Web API call's answer; None when Slack refused it for good (logged); SlackRetry when
-        it should be tried again later (429 with its Retry-After, 5xx, a connection failure)."""
+        it should be tried again later (429 with its Retry-After, 5xx, a connection failure, one of
+        `TRANSIENT_ERRORS`)."""
         from slack_sdk.errors import SlackApiError, SlackClientError
 
         extra = {**(_fields(incident) if incident is not None else {}), "slack_method": method}
@@ -170,6 +220,8 @@ class SlackNotifier:
             if status == 429 or status >= 500:
                 delay = _retry_after(problem.response.headers) if status == 429 else None
                 raise SlackRetry(f"Slack {method}: HTTP {status}", delay=delay or DEFAULT_RETRY_SECONDS) from problem
+            if (error := problem.response.get("error")) in TRANSIENT_ERRORS:
+                raise SlackRetry(f"Slack {method}: {error}", delay=DEFAULT_RETRY_SECONDS) from problem
             logger.warning("Slack %s failed: %s", method, problem.response.get("error"), extra=extra)
             return None
         except (SlackClientError, OSError) as problem:

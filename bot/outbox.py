@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +87,9 @@ class Outbox:
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None:
         self._put({"kind": "progress", "incident_id": incident.id, "step": step, "message": message})
 
+    def channel_post(self, incident: Incident, *, channel: str, text: str) -> None:
+        self._put({"kind": "post", "incident_id": incident.id, "channel": channel, "text": text})
+
     def incident_finished(self, incident: Incident) -> None:
         self._put({"kind": "finished", "incident_id": incident.id})
 
@@ -99,6 +103,11 @@ class Outbox:
     def home(self, *, user: str) -> None:
         """Publish `user`'s App Home."""
         self._put({"kind": "home", "user": user})
+
+    def later(self, job: Mapping[str, Any], *, delay: float) -> None:
+        """Run `job` again in `delay` seconds (at least one: the queue counts whole seconds); not a
+        failed attempt."""
+        self._put(job, delay=min(MAX_DELAY_SECONDS, max(1, math.ceil(delay))))
 
     def retry(self, job: Mapping[str, Any], *, delay: float) -> bool:
         """Put `job` back to run after `delay` seconds; False when it has had its attempts."""
@@ -171,8 +180,14 @@ class OutboxWorker:
             self.notifier.step_progress(incident, step=int(job["step"]), message=str(job["message"]))
         elif kind == "approval":
             self.notifier.approval_needed(incident)
-        else:  # opened, updated, finished: show the incident as it is
-            self.notifier.show(incident, force=kind != "updated")
+        elif kind == "post":
+            self.notifier.channel_post(incident, channel=str(job["channel"]), text=str(job["text"]))
+        elif kind == "updated":  # a fold inside the update interval is shown when it is over
+            wait = self.notifier.held_back(incident, self.notifier.show(incident, force=False))
+            if wait is not None:
+                self.outbox.later(job, delay=wait)
+        else:  # opened, finished: show the incident as it is
+            self.notifier.show(incident, force=True)
         if not incident.announced and self.notifier.has_message(incident.id):
             self.engine.mark_announced(incident.id)
 

@@ -41,6 +41,7 @@ from remediation.incidents import (
     request_undo,
     supply_input,
 )
+from remediation.incidents.decisions import DeadlinePassed, late_refusal
 from remediation.incidents.storage import deadline_order, is_due
 from remediation.logcontext import incident_context
 from remediation.notifier import LoggingNotifier, Notifier
@@ -337,15 +338,31 @@ class Engine:
             else sorted((incident for incident in live if is_due(incident, now)), key=deadline_order)
         )
         for incident in due:
-            with _journey("incident.timeout", incident):
-                updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
-                if updated.state is not incident.state:
-                    changed.append(updated)
-                    logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
-                    _time_to_approval(updated, previous=incident, by="break_glass", now=now)
-                    self._announce(updated, previous=incident)
-                    self._dispatch(updated)
+            updated = self._time_out(incident, now=now)
+            if updated.state is not incident.state:
+                changed.append(updated)
         return changed
+
+    def _time_out(self, incident: Incident, *, now: datetime) -> Incident:
+        """Apply one overdue incident's `on_timeout` (the timer's, or a decision that came too late)."""
+        with _journey("incident.timeout", incident):
+            updated = self.incidents.update(incident, lambda current: on_timeout(current, now=now))
+            if updated.state is not incident.state:
+                logger.info("incident timed out", extra=_fields(updated, previous=incident.state.value))
+                _time_to_approval(updated, previous=incident, by="break_glass", now=now)
+                self._announce(updated, previous=incident)
+                self._dispatch(updated)
+            return updated
+
+    def _too_late(self, incident: Incident, late: DeadlinePassed) -> DecisionRefused:
+        """A decision after the deadline is refused and the incident's `on_timeout` applies now, exactly
+        as the timer would apply it: no click wins over a passed deadline, whenever the timer runs."""
+        logger.info("decision after the deadline refused", extra=_fields(incident, deadline=late.deadline.isoformat()))
+        try:
+            outcome = self._time_out(incident, now=self._clock())
+        except DecisionRefused:  # the timer, or another late decision, applied it first
+            outcome = self.incidents.get(incident.id) or incident
+        return DecisionRefused(late_refusal(late, outcome=outcome))
 
     def _decide(
         self, incident_id: str, change: Callable[[Incident], Incident], *, actor: str, preview: bool = False
@@ -360,7 +377,10 @@ class Engine:
         if current is None:
             raise UnknownIncident(incident_id)
         with _journey("incident.decide", current, actor=actor):
-            return self._record_decision(current, change, actor=actor, preview=preview)
+            try:
+                return self._record_decision(current, change, actor=actor, preview=preview)
+            except DeadlinePassed as late:
+                raise self._too_late(current, late) from None
 
     def _record_decision(
         self, current: Incident, change: Callable[[Incident], Incident], *, actor: str, preview: bool

@@ -2,7 +2,8 @@
 
 Neighbours: the queue trigger in `functions/executor.py` calls `execute`, `undo` or `give_up` for
 each work message; the `IncidentStore` persists every claim and every completed step (ETag
-concurrency); the `ActionSet` of `remediation.actions` does the work; a `Notifier` reports progress.
+concurrency); the `ActionSet` of `remediation.actions` does the work; a `Notifier` reports progress
+(and posts a `notify` step's message in the channel it names, `Notifier.channel_post`).
 
 Exactly once: the claim is the transition approved -> executing, so a second delivery or a second
 worker finds the incident taken and stops. Each step's result is stored before the next step
@@ -24,6 +25,7 @@ from typing import Any
 
 from remediation import telemetry
 from remediation.actions.dispatch import ActionSet
+from remediation.actions.notify import channel_post
 from remediation.actions.runtime import (
     PermanentFailure,
     SnapshotStore,
@@ -218,6 +220,9 @@ class Executor:
             done = complete_step(current, step=index, at=now, result=result.to_json())
             return dataclasses.replace(done, lease_until=now + self._lease)
 
+        post = channel_post(params, notify=incident.plan.notify)
+        if post is not None:  # queued before the step is recorded: a crash between the two repeats it, never loses it
+            self._notifier.channel_post(incident, channel=post[0], text=post[1])
         updated = self._incidents.update(incident, record)
         self._notifier.step_progress(updated, step=index, message=result.message)
         return updated

@@ -26,6 +26,10 @@ class Notifier(Protocol):
 
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None: ...
 
+    def channel_post(self, incident: Incident, *, channel: str, text: str) -> None:
+        """`text` posted in `channel`, a channel other than the incident's own, linking back to the incident."""
+        ...
+
     def incident_finished(self, incident: Incident) -> None: ...
 
 
@@ -53,6 +57,9 @@ class LoggingNotifier:
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None:
         logger.info("incident %s step %d: %s", incident.id, step + 1, message, extra=_fields(incident, step=step))
 
+    def channel_post(self, incident: Incident, *, channel: str, text: str) -> None:
+        logger.info("incident %s post in %s: %s", incident.id, channel, text, extra=_fields(incident, channel=channel))
+
     def incident_finished(self, incident: Incident) -> None:
         level = logging.WARNING if incident.last_error else logging.INFO
         logger.log(
@@ -70,6 +77,7 @@ class Notification:
     incident: Incident
     step: int | None = None
     message: str | None = None
+    channel: str | None = None
 
 
 @dataclass
@@ -90,6 +98,9 @@ class RecordingNotifier:
 
     def step_progress(self, incident: Incident, *, step: int, message: str) -> None:
         self._record(Notification("step_progress", incident, step=step, message=message))
+
+    def channel_post(self, incident: Incident, *, channel: str, text: str) -> None:
+        self._record(Notification("channel_post", incident, message=text, channel=channel))
 
     def incident_finished(self, incident: Incident) -> None:
         self._record(Notification("incident_finished", incident))

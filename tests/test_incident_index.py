@@ -183,8 +183,9 @@ def test_prune_deletes_old_closed_incidents_and_keeps_live_ones_and_audit(tables
     store = tables.store
     old, _ = store.open_or_fold(plan=make_plan(group_key="old"), signal=make_signal(), now=T0)
     old = store.update(old, lambda i: reject(i, user="U_BOB", at=T0, directory=DIRECTORY))
-    recent, _ = store.open_or_fold(plan=make_plan(group_key="recent"), signal=make_signal(), now=T0)
-    recent = store.update(recent, lambda i: reject(i, user="U_BOB", at=T0 + timedelta(days=5), directory=DIRECTORY))
+    five_days_on = T0 + timedelta(days=5)
+    recent, _ = store.open_or_fold(plan=make_plan(group_key="recent"), signal=make_signal(), now=five_days_on)
+    recent = store.update(recent, lambda i: reject(i, user="U_BOB", at=five_days_on, directory=DIRECTORY))
     live, _ = store.open_or_fold(plan=make_plan(group_key="live"), signal=make_signal(), now=T0)
     assert store.prune(before=T0 + timedelta(days=1)) == 1
     assert store.get(old.id) is None and store.get(recent.id) == recent and store.live() == [live]

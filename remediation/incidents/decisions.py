@@ -4,6 +4,10 @@ Each decision is a pure function from an Incident to a new Incident, or a `Decis
 reason the bot shows the user as is. Stores apply them with `update(incident, change)`, which
 re-applies them to the fresh state when another writer won a race. Who may approve comes from the
 plan's ApprovalPolicy and an `ApproverDirectory` (the bot's Slack user groups; `StaticDirectory` here).
+
+The deadline binds people as it binds the timer: a decision taken after it (approve, reject, supply
+input) raises `DeadlinePassed`, whatever the timer's schedule, and the engine applies the incident's
+`on_timeout` in its place; `late_refusal` says what happened instead.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from remediation.incidents.lifecycle import guard_refusal
@@ -32,6 +36,14 @@ class DecisionRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DeadlinePassed(DecisionRefused):
+    """A decision taken after the incident's deadline: the playbook's `on_timeout` decides instead."""
+
+    def __init__(self, deadline: datetime) -> None:
+        super().__init__(f"the approval window closed at {when(deadline)}")
+        self.deadline = deadline
 
 
 class ApproverDirectory(Protocol):
@@ -119,6 +131,7 @@ def approve(incident: Incident, *, user: str, at: datetime, directory: ApproverD
     """
     if incident.state not in _APPROVABLE:
         raise DecisionRefused(_not_pending(incident, user=user))
+    require_open_window(incident, at=at)
     refused = guard_refusal(incident)
     if refused is not None:
         raise DecisionRefused(f"{refused}; this incident cannot be approved")
@@ -138,6 +151,7 @@ def reject(incident: Incident, *, user: str, at: datetime, directory: ApproverDi
     """`user`, an approver (the requester included), stops the incident."""
     if incident.state not in _REJECTABLE:
         raise DecisionRefused(_not_pending(incident, user=user))
+    require_open_window(incident, at=at)
     require_approver(incident, user=user, directory=directory)
     return transition(incident, _S.REJECTED, at=at, rejected_by=user)
 
@@ -159,6 +173,7 @@ def supply_input(
     """
     if incident.state is not _S.NEEDS_INPUT:
         raise DecisionRefused(f"incident {incident.id} does not need input (it is {incident.state.value})")
+    require_open_window(incident, at=at)
     if directory is not None:
         require_approver(incident, user=user or "", directory=directory)
     if not params:
@@ -195,6 +210,37 @@ def on_timeout(incident: Incident, *, now: datetime) -> Incident:
     if policy.on_timeout is OnTimeout.AUTO_APPROVE:
         return transition(incident, _S.APPROVED, at=now, break_glass=True)
     return transition(incident, _S.EXPIRED, at=now)
+
+
+def require_open_window(incident: Incident, *, at: datetime) -> None:
+    """DeadlinePassed when the incident's deadline is before `at`: once it has passed, only its
+    `on_timeout` applies. At the deadline itself a decision still counts (it races the timer, and
+    whichever writes first wins)."""
+    if incident.deadline is not None and incident.deadline < at:
+        raise DeadlinePassed(incident.deadline)
+
+
+def late_refusal(late: DeadlinePassed, *, outcome: Incident) -> str:
+    """What a person whose decision came after the deadline is told: when the window closed, and
+    what the playbook's `on_timeout` made of the incident instead (`outcome`, as it is now)."""
+    return f"{late.reason}; instead, as the playbook says on timeout, {_timed_out(outcome)}"
+
+
+def _timed_out(incident: Incident) -> str:
+    state = incident.state
+    if state is _S.EXPIRED:
+        return "the incident expired"
+    if state is _S.ESCALATED:
+        until = f" until {when(incident.deadline)}" if incident.deadline is not None else ""
+        return f"it is escalated to {incident.plan.approval.escalate_to or '?'}, and its approvers may decide{until}"
+    if state is _S.APPROVED and incident.break_glass:
+        return "it was approved at timeout (break-glass, review required)"
+    return f"the incident is {state.value}"
+
+
+def when(moment: datetime) -> str:
+    """A deadline as people read it in a reply: `2026-01-01 12:30:00 UTC`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def require_approver(incident: Incident, *, user: str, directory: ApproverDirectory) -> None:

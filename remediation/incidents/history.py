@@ -3,11 +3,13 @@
 `describe(old, new)` is pure and shared by both incident stores, so a decision is audited the same
 way in memory and in Azure Tables. A change with nothing to say (a folded alert, which only counts
 `occurrences`) yields None: a storm of a thousand alerts is one "opened" record, not a thousand.
+A break-glass approval names the rule that approved it as its actor (`break_glass_actor`), never
+plain "system", so a reviewer tells it from every other step the system takes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from remediation.audit import AuditEvent
@@ -22,8 +24,8 @@ _S = IncidentState
 def describe(old: Incident | None, new: Incident, *, actor: str | None = None) -> AuditEvent | None:
     """The audit event for `old` -> `new` (`old` None: the incident was just opened).
 
-    The actor is the person a decision names (approver, rejecter, requester), else `actor`, else
-    "system".
+    The actor is the person a decision names (approver, rejecter, requester), or for a break-glass
+    approval the playbook's policy (`break_glass_actor`), else `actor`, else "system".
     """
     if old is None:
         return AuditEvent(
@@ -68,7 +70,7 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
     if new.state is _S.REJECTED and moved:
         return "rejection", new.rejected_by, {"reason": new.last_error} if new.last_error else {}
     if new.break_glass and not old.break_glass:
-        return "break_glass", None, {"reason": "approval timed out; auto-approved by policy, review required"}
+        return "break_glass", break_glass_actor(new), _break_glass_details(old, new)
     if new.state is _S.ESCALATED and moved:
         return "escalation", None, {"escalate_to": new.plan.approval.escalate_to, "deadline": _time(new.deadline)}
     if new.state is _S.EXPIRED and moved:
@@ -88,6 +90,34 @@ def _classify(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, 
     changed = sorted(key for key, value in new.to_json().items() if old.to_json()[key] != value)
     loud = [key for key in changed if key not in _QUIET_FIELDS]
     return ("update", None, {"changed": loud}) if loud else None
+
+
+def break_glass_actor(incident: Incident) -> str:
+    """Who approved at timeout: the rule of the incident's playbook, e.g.
+    `policy:workload-notify/on_timeout=auto_approve`."""
+    return f"policy:{incident.playbook}/on_timeout={incident.plan.approval.on_timeout.value}"
+
+
+def _break_glass_details(old: Incident, new: Incident) -> dict[str, Any]:
+    policy = new.plan.approval
+    return {
+        "reason": "nobody decided before the deadline; approved by the playbook's on_timeout, review required",
+        "playbook": new.playbook,
+        "on_timeout": policy.on_timeout.value,
+        "timeout": duration(policy.timeout),
+        "deadline": _time(old.deadline),
+    }
+
+
+def duration(span: timedelta) -> str:
+    """A timeout as playbooks write it: `30m`, `1h30m`, `2d`, `45s`."""
+    seconds = int(span.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _undo_change(old: Incident, new: Incident) -> tuple[str, str | None, dict[str, Any]] | None:
