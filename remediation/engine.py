@@ -55,6 +55,7 @@ from remediation.work import WorkQueue
 logger = logging.getLogger(__name__)
 
 REDRIVE_AFTER = timedelta(minutes=5)
+FOLD_AT_ONCE = 100  # Signals of one group folded in one write: what the intake completes in one transaction
 DEFAULT_RETENTION = timedelta(days=90)
 PRUNE_EVERY = timedelta(days=1)
 ANNOUNCE_GRACE = timedelta(minutes=2)  # longer than the Slack outbox takes when Slack is well
@@ -102,32 +103,59 @@ class Engine:
         return self._playbooks()
 
     def handle(self, signal: Signal) -> None:
-        """Open an incident per matching playbook, or fold the Signal into the open one.
+        """Open an incident per matching playbook, or fold the Signal into the open one."""
+        self.handle_all([signal], handled=lambda part: None)
+
+    def handle_all(self, signals: Sequence[Signal], *, handled: Callable[[Sequence[Signal]], None]) -> None:
+        """The intake's sink: open or fold every Signal, calling `handled` with each part once written.
 
         `enrich` (the registry push policy) first adds what the event alone does not say: a tag
-        overwrite, a disallowed tag or pusher, Defender's findings for the digest.
+        overwrite, a disallowed tag or pusher, Defender's findings for the digest. Signals that one
+        playbook groups under one key (a storm on one node) fold together, up to `FOLD_AT_ONCE` in
+        one write and one notification; any other Signal is opened or folded on its own.
         """
-        if self._enrich is not None:
-            signal = self._enrich(signal)
-        for plan in self.playbooks.match(signal):
-            attributes = {"playbook": plan.playbook, "event_id": signal.id}
-            with telemetry.journey_span("incident.open", key=signal.id, attributes=attributes) as span:
-                incident, opened = self.incidents.open_or_fold(plan=plan, signal=signal, now=self._clock())
-                span.set_attributes({"incident_id": incident.id, "opened": opened})
-                if not opened:
-                    span.update_name("incident.fold")
-                with incident_context(incident.id):
-                    self._after_signal(incident, opened=opened, signal=signal)
+        together: dict[tuple[str, str], list[tuple[Plan, Signal]]] = {}
+        for signal in signals:
+            if self._enrich is not None:
+                signal = self._enrich(signal)
+            plans = self.playbooks.match(signal)
+            if len(plans) == 1 and plans[0].group_key:
+                together.setdefault((plans[0].playbook, plans[0].group_key), []).append((plans[0], signal))
+            elif plans:
+                for plan in plans:
+                    self._open_or_fold(plan, [signal])
+                handled([signal])
+        for members in together.values():
+            for start in range(0, len(members), FOLD_AT_ONCE):
+                part = [signal for _, signal in members[start : start + FOLD_AT_ONCE]]
+                self._open_or_fold(members[start][0], part)
+                handled(part)
 
-    def _after_signal(self, incident: Incident, *, opened: bool, signal: Signal) -> None:
+    def _open_or_fold(self, plan: Plan, signals: Sequence[Signal]) -> None:
+        first = signals[0]
+        attributes = {"playbook": plan.playbook, "event_id": first.id, "signals": len(signals)}
+        with telemetry.journey_span("incident.open", key=first.id, attributes=attributes) as span:
+            now = self._clock()
+            if len(signals) == 1:
+                incident, opened = self.incidents.open_or_fold(plan=plan, signal=first, now=now)
+            else:
+                incident, opened = self.incidents.open_or_fold_all(plan=plan, signals=signals, now=now)
+            span.set_attributes({"incident_id": incident.id, "opened": opened})
+            if not opened:
+                span.update_name("incident.fold")
+            with incident_context(incident.id):
+                self._after_signals(incident, opened=opened, signals=signals)
+
+    def _after_signals(self, incident: Incident, *, opened: bool, signals: Sequence[Signal]) -> None:
+        opener = incident.signal.get("id")
         if opened:
-            logger.info("incident opened", extra=_fields(incident, signal_id=signal.id))
+            logger.info("incident opened", extra=_fields(incident, signal_id=signals[0].id, signals=len(signals)))
             telemetry.INCIDENTS_OPENED.add(1, {"playbook": incident.playbook})
             _time_to_approval(incident, previous=None, by="auto", now=self._clock())
-        elif signal.id == incident.signal.get("id") and not incident.announced:
+        elif not incident.announced and any(signal.id == opener for signal in signals):
             # The opening signal again: its first handling stopped after the incident was opened
             # (a failed preview write, announcement or enqueue released the claim). Finish it.
-            logger.warning("finishing an incident's opening", extra=_fields(incident, signal_id=signal.id))
+            logger.warning("finishing an incident's opening", extra=_fields(incident, signal_id=opener))
         else:
             self.notifier.incident_updated(incident)
             return

@@ -2,23 +2,27 @@
 
 Neighbours: `remediation.signals` produces the Outcomes; an `EventLedger` (the `events` table in
 `remediation.store.events`, or `MemoryLedger` for the CLI and benchmarks) remembers delivered ids;
-a `SignalSink` (the playbook engine) takes each new Signal. Triggers in `functions/` call
-`Intake.process` once per batch and turn its report into a binding result.
+a `SignalSink` (the playbook engine) takes the new Signals of a batch. Triggers in `functions/`
+call `Intake.process` once per batch and turn its report into a binding result.
 
-A delivery is claimed before it is handled and completed after, so a failure while handling
-releases the claim and the host's retry handles it again; a crash between claim and completion
-leaves a lease that a redelivery may take over once it has expired. A delivery whose id is claimed
-but not yet completed is not a duplicate to drop: the batch ends with `DeliveryInProgress`, so the
-host delivers it again later, when it is either done (a duplicate) or its lease has expired.
+A batch costs the ledger two writes however large it is: its Signals are claimed together before
+they are handled (`claim_all`), and completed together as the sink reports each part of the batch
+durably handled (`complete_all`, once per part: one per incident a batch folds into). A failure
+while handling releases the claims not completed yet and propagates, so the host's retry handles
+them again; a crash between claim and completion leaves a lease that a redelivery may take over
+once it has expired. A delivery whose id is claimed but not yet completed is not a duplicate to
+drop: the batch ends with `DeliveryInProgress`, so the host delivers it again later, when it is
+either done (a duplicate) or its lease has expired.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +32,14 @@ from remediation.signals import Outcome, Rejection, Signal, Skip
 logger = logging.getLogger(__name__)
 
 CLAIM_LEASE_SECONDS = 300.0
+
+
+class Claim(enum.StrEnum):
+    """What a delivery of an id found in the ledger."""
+
+    CLAIMED = "claimed"  # this caller handles it
+    DONE = "done"  # handled already: a duplicate delivery
+    IN_FLIGHT = "in_flight"  # claimed by another caller whose lease has not run out
 
 
 class EventLedger(Protocol):
@@ -49,6 +61,18 @@ class EventLedger(Protocol):
         """True once `key` was completed; False while it is only claimed (or unknown)."""
         ...
 
+    def claim_all(self, keys: Sequence[str]) -> dict[str, Claim]:
+        """`claim` for distinct `keys` at once, each with what its delivery found."""
+        ...
+
+    def complete_all(self, keys: Sequence[str]) -> None:
+        """`complete` for distinct `keys` at once."""
+        ...
+
+    def release_all(self, keys: Sequence[str]) -> None:
+        """`release` for distinct `keys` at once."""
+        ...
+
 
 class DeliveryInProgress(RuntimeError):
     """Some events of a batch are being handled elsewhere right now: deliver them again later."""
@@ -58,15 +82,21 @@ class DeliveryInProgress(RuntimeError):
         self.event_ids = event_ids
 
 
+Handled = Callable[[Sequence[Signal]], None]
+
+
 class SignalSink(Protocol):
-    def handle(self, signal: Signal) -> None: ...
+    def handle_all(self, signals: Sequence[Signal], *, handled: Handled) -> None:
+        """Take every Signal of `signals`, calling `handled` with each part once it is durably
+        handled (every Signal exactly once); raise to have the rest delivered again."""
+        ...
 
 
 class DiscardingSink:
     """Takes Signals and does nothing more: intake on its own, as the benchmarks measure it."""
 
-    def handle(self, signal: Signal) -> None:
-        pass
+    def handle_all(self, signals: Sequence[Signal], *, handled: Handled) -> None:
+        handled(signals)
 
 
 class MemoryLedger:
@@ -98,6 +128,24 @@ class MemoryLedger:
     def is_done(self, key: str) -> bool:
         with self._lock:
             return key in self._claims and self._claims[key] is None
+
+    def claim_all(self, keys: Sequence[str]) -> dict[str, Claim]:
+        return {key: claim_one(self, key) for key in keys}
+
+    def complete_all(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.complete(key)
+
+    def release_all(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.release(key)
+
+
+def claim_one(ledger: EventLedger, key: str) -> Claim:
+    """`claim`, and for a refused claim whether the id is done or still in flight elsewhere."""
+    if ledger.claim(key):
+        return Claim.CLAIMED
+    return Claim.DONE if ledger.is_done(key) else Claim.IN_FLIGHT
 
 
 @dataclass
@@ -134,9 +182,10 @@ class Intake:
         Raises DeliveryInProgress, after the whole batch, for ids claimed elsewhere but not completed.
         """
         report = IntakeReport(trigger=trigger)
+        signals: list[Signal] = []
         for outcome in outcomes:
             if isinstance(outcome, Signal):
-                self._one(outcome, report)
+                signals.append(outcome)
             elif isinstance(outcome, Skip):
                 report.skipped.append(outcome)
                 _count(trigger, "skipped")
@@ -152,39 +201,80 @@ class Intake:
                     outcome.reason,
                     extra={"trigger": trigger, "event_id": outcome.event_id, "reason": outcome.reason},
                 )
+        if signals:
+            self._signals(signals, report)
         logger.info("batch done", extra={"trigger": trigger, **report.counts()})
         if report.in_flight:
             raise DeliveryInProgress([signal.id for signal in report.in_flight])
         return report
 
-    def _one(self, signal: Signal, report: IntakeReport) -> None:
-        # Every delivery of one event, and the incident it opens, share the journey of its id.
-        attributes = {"trigger": report.trigger, "event_id": signal.id, "signal_type": signal.type}
-        with telemetry.journey_span("intake.signal", key=signal.id, attributes=attributes) as span:
-            outcome = self._claimed(signal, report)
-            span.set_attribute("outcome", outcome)
-        _count(report.trigger, outcome)
+    def _signals(self, signals: list[Signal], report: IntakeReport) -> None:
+        """Claim the batch's Signals at once, hand the claimed ones on, complete them as handled."""
+        first: dict[str, Signal] = {}
+        for signal in signals:
+            if signal.id in first:  # the same event twice in one batch: the first delivery handles it
+                self._outcome(signal, report, "duplicate")
+            else:
+                first[signal.id] = signal
+        claims = self._ledger.claim_all(list(first))
+        mine = []
+        for key, signal in first.items():
+            claim = claims[key]
+            if claim is Claim.CLAIMED:
+                mine.append(dataclasses.replace(signal, route=report.trigger))
+            else:
+                self._outcome(signal, report, "duplicate" if claim is Claim.DONE else "in_flight")
+        if not mine:
+            return
+        completed: set[str] = set()
 
-    def _claimed(self, signal: Signal, report: IntakeReport) -> str:
-        if not self._ledger.claim(signal.id):
-            if self._ledger.is_done(signal.id):
-                report.duplicates.append(signal)
-                logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
-                return "duplicate"
+        def handled(part: Sequence[Signal]) -> None:
+            fresh = [signal for signal in part if signal.id not in completed]
+            if not fresh:
+                return
+            self._ledger.complete_all([signal.id for signal in fresh])
+            for signal in fresh:
+                completed.add(signal.id)
+                self._outcome(signal, report, "accepted")
+
+        try:
+            self._sink.handle_all(mine, handled=handled)
+            handled(mine)  # what the sink had nothing to do for
+        except BaseException:
+            unfinished = [signal for signal in mine if signal.id not in completed]
+            for _ in unfinished:
+                _count(report.trigger, "failed")
+            self._release(unfinished, report)
+            raise
+
+    def _release(self, signals: list[Signal], report: IntakeReport) -> None:
+        """Forget the claims of Signals whose handling failed, so the host's retry claims them again.
+        Where storage refuses that too, their leases run out instead (a redelivery takes them over)."""
+        try:
+            self._ledger.release_all([signal.id for signal in signals])
+        except Exception as problem:
+            logger.warning(
+                "claims not released: a retry takes them over when their lease runs out: %s",
+                problem,
+                extra={"trigger": report.trigger, "events": len(signals)},
+            )
+
+    def _outcome(self, signal: Signal, report: IntakeReport, outcome: str) -> None:
+        """Account for one delivered Signal: the report, the count, its journey, one log line."""
+        attributes = {"trigger": report.trigger, "event_id": signal.id, "signal_type": signal.type, "outcome": outcome}
+        with telemetry.journey_span("intake.signal", key=signal.id, attributes=attributes):
+            pass
+        _count(report.trigger, outcome)
+        if outcome == "accepted":
+            report.accepted.append(signal)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("signal accepted", extra={"trigger": report.trigger, **_log_fields(signal)})
+        elif outcome == "duplicate":
+            report.duplicates.append(signal)
+            logger.info("duplicate delivery", extra={"trigger": report.trigger, "event_id": signal.id})
+        else:
             report.in_flight.append(signal)
             logger.warning("delivery in progress elsewhere", extra={"trigger": report.trigger, "event_id": signal.id})
-            return "in_flight"
-        try:
-            self._sink.handle(dataclasses.replace(signal, route=report.trigger))
-        except BaseException:
-            self._ledger.release(signal.id)
-            _count(report.trigger, "failed")
-            raise
-        self._ledger.complete(signal.id)
-        report.accepted.append(signal)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("signal accepted", extra={"trigger": report.trigger, **_log_fields(signal)})
-        return "accepted"
 
 
 def _count(trigger: str, outcome: str) -> None:

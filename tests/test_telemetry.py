@@ -137,7 +137,9 @@ def test_an_alert_approved_and_executed_is_one_connected_trace(
             assert span.attributes is not None and span.attributes.get("incident_id") == incident.id, span.name
     [opened] = [s for s in ours if s.name == "incident.open"]
     assert opened.attributes is not None and opened.attributes["playbook"] == incident.playbook
-    assert opened.parent is not None and opened.parent.span_id == intake.context.span_id
+    # A batch is handled after all of it is claimed: the opening is in the journey, linked to the invocation.
+    assert [link.context.span_id for link in opened.links] == [alert_call.get_span_context().span_id]
+    assert opened.parent is not None and opened.parent.span_id == intake.parent.span_id  # the journey's root
 
     actions = [s for s in ours if s.attributes and "action" in s.attributes]
     assert [s.attributes["action"] for s in actions if s.attributes] == [step.action for step in incident.plan.steps]

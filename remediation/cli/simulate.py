@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from remediation.blast_radius import headline
 from remediation.blast_radius import offline as offline_blast_radius
 from remediation.cli.common import EXIT_FOUND, EXIT_OK, EXIT_USAGE, not_a_folder
-from remediation.intake import Intake, IntakeReport, MemoryLedger
+from remediation.intake import Handled, Intake, IntakeReport, MemoryLedger
 from remediation.signals import Signal, decode_batch, parse_any
 
 STDIN = Path("-")
@@ -28,8 +29,9 @@ class _Collector:
     def __init__(self) -> None:
         self.signals: list[Signal] = []
 
-    def handle(self, signal: Signal) -> None:
-        self.signals.append(signal)
+    def handle_all(self, signals: Sequence[Signal], *, handled: Handled) -> None:
+        self.signals.extend(signals)
+        handled(signals)
 
 
 def run(files: list[Path], *, output: str, playbooks_dir: Path) -> int:

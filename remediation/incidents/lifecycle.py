@@ -8,7 +8,8 @@ and `mark_undone` with the store's `update`. Decisions of people live in `.decis
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,24 +67,43 @@ def can_fold(incident: Incident, *, plan: Plan, now: datetime) -> bool:
     )
 
 
-RECENT_SIGNALS = 32  # folded Signal ids kept per incident: a redelivery comes back within seconds
+RECENT_SIGNALS = 128  # folded Signals remembered per incident: more than one batch's fold (100)
 
 
-def fold(incident: Incident, *, now: datetime, signal_id: str | None = None) -> Incident:
-    """One more occurrence; out-of-order arrivals never move `last_seen` back.
+def signal_mark(signal_id: str) -> str:
+    """How an incident remembers a folded Signal: 16 hex digits of its id's hash (a short, fixed
+    size, so remembering a whole batch stays small in the incident's row)."""
+    return hashlib.blake2b(signal_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def fold(incident: Incident, *, now: datetime, signal_ids: Sequence[str] = ()) -> Incident:
+    """One more occurrence per Signal of `signal_ids` (one, when none is named); out-of-order
+    arrivals never move `last_seen` back.
 
     Idempotent per Signal id: the opening Signal or a recently folded one, delivered again (a
-    retry after a partial open, an at-least-once redelivery), changes nothing.
+    retry after a partial open, an at-least-once redelivery, a batch handled again), is not
+    counted again; an incident that counts none of them is returned as it is.
     """
-    if signal_id is not None and (signal_id == incident.signal.get("id") or signal_id in incident.recent_signals):
-        return incident
-    recent = (*incident.recent_signals, signal_id)[-RECENT_SIGNALS:] if signal_id else incident.recent_signals
+    if not signal_ids:
+        new: list[str] = []
+        occurrences = 1
+    else:
+        known = {*incident.recent_signals, signal_mark(str(incident.signal.get("id", "")))}
+        new = []
+        for signal_id in signal_ids:
+            mark = signal_mark(signal_id)
+            if mark not in known and signal_id not in known:  # plain ids: rows written before marks
+                known.add(mark)
+                new.append(mark)
+        occurrences = len(new)
+        if not occurrences:
+            return incident
     return dataclasses.replace(
         incident,
-        occurrences=incident.occurrences + 1,
+        occurrences=incident.occurrences + occurrences,
         last_seen=max(incident.last_seen, now),
         updated_at=max(incident.updated_at, now),
-        recent_signals=recent,
+        recent_signals=(*incident.recent_signals, *new)[-RECENT_SIGNALS:],
     )
 
 

@@ -148,7 +148,7 @@ class Incident:
     undo_requested: bool = False  # an undo was approved and has not finished: the timer re-drives it
     undo: UndoRequest | None = None  # the latest undo request, its approvals included
     announced: bool = False  # its message was posted; until then the timer asks for it again
-    recent_signals: tuple[str, ...] = ()  # ids of the latest folded Signals: a redelivered one is not counted twice
+    recent_signals: tuple[str, ...] = ()  # latest folded Signals (`signal_mark`): a redelivery is not counted twice
     # Where the incident's image runs, measured at opening (`remediation.blast_radius`): JSON with `measured_at`.
     blast_radius: Mapping[str, Any] | None = None
     revision: int = field(default=0, compare=False)  # the store's count of writes: newer is larger, never a clock

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -56,6 +56,12 @@ class IncidentStore(Protocol):
 
         A manual run (`requester` set) always opens its own incident.
         """
+        ...
+
+    def open_or_fold_all(self, *, plan: Plan, signals: Sequence[Signal], now: datetime) -> tuple[Incident, bool]:
+        """`open_or_fold` for Signals planned alike (one group key), in one write: the group's open
+        incident counts each Signal it has not counted yet, or the first Signal opens a new one that
+        counts the others too (True)."""
         ...
 
     def get(self, incident_id: str) -> Incident | None: ...
@@ -128,18 +134,28 @@ class InMemoryIncidentStore:
     def open_or_fold(
         self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None
     ) -> tuple[Incident, bool]:
+        return self._open_or_fold(plan=plan, signals=(signal,), now=now, requester=requester)
+
+    def open_or_fold_all(self, *, plan: Plan, signals: Sequence[Signal], now: datetime) -> tuple[Incident, bool]:
+        return self._open_or_fold(plan=plan, signals=signals, now=now, requester=None)
+
+    def _open_or_fold(
+        self, *, plan: Plan, signals: Sequence[Signal], now: datetime, requester: str | None
+    ) -> tuple[Incident, bool]:
+        ids = [signal.id for signal in signals]
         with self._lock:
             grouped = bool(plan.group_key) and requester is None
             current = self._incidents.get(self._groups.get(plan.group_key, "")) if grouped else None
             if current is not None and can_fold(current, plan=plan, now=now):
-                folded = fold(current, now=now, signal_id=signal.id)
+                folded = fold(current, now=now, signal_ids=ids)
                 if folded is not current:
                     folded = dataclasses.replace(folded, revision=current.revision + 1)
                     self._incidents[folded.id] = folded
                 return folded, False
-            opened = dataclasses.replace(
-                open_incident(plan=plan, signal=signal, now=now, requester=requester), revision=1
-            )
+            opened = open_incident(plan=plan, signal=signals[0], now=now, requester=requester)
+            if len(ids) > 1:
+                opened = fold(opened, now=now, signal_ids=ids[1:])
+            opened = dataclasses.replace(opened, revision=1)
             self._incidents[opened.id] = opened
             if grouped:
                 self._groups[plan.group_key] = opened.id

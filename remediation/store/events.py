@@ -1,13 +1,17 @@
 """The `events` table: the EventLedger that dedups deliveries across Function instances.
 
 Neighbours: `remediation.intake` defines the `EventLedger` protocol (and `MemoryLedger`, whose
-semantics this mirrors) and calls `claim`/`complete`/`release` once per Signal; the Functions layer
-builds a `TableEventLedger.from_storage` from the app's `StorageAccess`.
+semantics this mirrors) and calls `claim_all`/`complete_all`/`release_all` once per batch; the
+Functions layer builds a `TableEventLedger.from_storage` from the app's `StorageAccess`.
 
 One row per delivered id. PartitionKey is the id's source prefix (before the first ':'), RowKey the
 id itself or its sha256 where the id is not a valid table key. `create_entity` is the atomic claim;
 an expired lease is taken over with an ETag-conditional update, so one claimer wins every race.
-Errors other than the expected conflicts propagate, so the host retries the batch.
+A batch is claimed, completed and released in entity-group transactions of up to 100 rows of one
+partition: a round trip per hundred ids instead of one per id. A transaction is all or nothing, so
+when one of its ids is claimed already (a redelivery, a race) the ledger falls back to claiming
+that hundred row by row, with the single-row semantics above: nothing held elsewhere is taken or
+dropped. Errors other than the expected conflicts propagate, so the host retries the batch.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from remediation.clock import utcnow
-from remediation.intake import CLAIM_LEASE_SECONDS
+from remediation.intake import CLAIM_LEASE_SECONDS, Claim, claim_one
 from remediation.store.clients import StorageAccess, make_table_client
 from remediation.store.closing import Closing
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_TABLE = "events"
 DEFAULT_PARTITION = "event"
 MAX_KEY_UTF16_UNITS = 512  # 1 KiB per key
+TRANSACTION_ROWS = 100  # the most an entity-group transaction takes
 CLAIMED = "claimed"
 DONE = "done"
 
@@ -43,6 +48,19 @@ def _valid_table_key(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return 0 < units <= MAX_KEY_UTF16_UNITS and not _FORBIDDEN_IN_KEYS.search(value)
+
+
+_ADDRESS = ("PartitionKey", "RowKey")
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
+    """Distinct `keys` in groups an entity-group transaction takes: one partition, at most 100 rows."""
+    partitions: dict[str, list[str]] = {}
+    for key in keys:
+        partitions.setdefault(row_address(key)[0], []).append(key)
+    for chunk in partitions.values():
+        for start in range(0, len(chunk), TRANSACTION_ROWS):
+            yield chunk[start : start + TRANSACTION_ROWS]
 
 
 def row_address(key: str) -> tuple[str, str]:
@@ -121,6 +139,52 @@ class TableEventLedger(Closing):
     def is_done(self, key: str) -> bool:
         row = self._read(key)
         return row is not None and row.get("Status") == DONE
+
+    def claim_all(self, keys: Sequence[str]) -> dict[str, Claim]:
+        """Claim distinct `keys`: one transaction per hundred of a partition; row by row where one
+        of a hundred is claimed already."""
+        from azure.data.tables import TableTransactionError
+
+        claims: dict[str, Claim] = {}
+        for chunk in _chunks(keys):
+            if len(chunk) > 1:
+                try:
+                    self._table.submit_transaction([("create", self._entity(key, CLAIMED)) for key in chunk])
+                except TableTransactionError as conflict:
+                    if conflict.status_code != 409:
+                        raise
+                else:
+                    claims.update(dict.fromkeys(chunk, Claim.CLAIMED))
+                    continue
+            claims.update({key: claim_one(self, key) for key in chunk})
+        return claims
+
+    def complete_all(self, keys: Sequence[str]) -> None:
+        from azure.data.tables import UpdateMode
+
+        for chunk in _chunks(keys):
+            if len(chunk) == 1:
+                self.complete(chunk[0])
+            else:
+                merge = {"mode": UpdateMode.MERGE}
+                self._table.submit_transaction([("upsert", self._entity(key, DONE), merge) for key in chunk])
+
+    def release_all(self, keys: Sequence[str]) -> None:
+        from azure.data.tables import TableTransactionError
+
+        for chunk in _chunks(keys):
+            if len(chunk) > 1:
+                try:
+                    self._table.submit_transaction(
+                        [("delete", dict(zip(_ADDRESS, row_address(key), strict=True))) for key in chunk]
+                    )
+                except TableTransactionError as missing:
+                    if missing.status_code != 404:
+                        raise
+                else:
+                    continue
+            for key in chunk:  # one of them is gone already (released, or never created)
+                self.release(key)
 
     def close(self) -> None:
         self._table.close()

@@ -145,27 +145,33 @@ class TableIncidentStore(Closing):
     def open_or_fold(
         self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None = None
     ) -> tuple[Incident, bool]:
-        grouped = bool(plan.group_key) and requester is None
-        if not grouped:
-            return self._open_or_fold(plan=plan, signal=signal, now=now, requester=requester, grouped=False)
+        if bool(plan.group_key) and requester is None:
+            return self.open_or_fold_all(plan=plan, signals=(signal,), now=now)
+        return self._open_or_fold(plan=plan, signals=(signal,), now=now, requester=requester, grouped=False)
+
+    def open_or_fold_all(self, *, plan: Plan, signals: Sequence[Signal], now: datetime) -> tuple[Incident, bool]:
+        """See `IncidentStore.open_or_fold_all`: the group pointer and the incident read once, one write."""
+        if not plan.group_key:
+            raise ValueError("only Signals of one group fold together; this plan has no group key")
         # Threads of this instance take turns on a group instead of wasting round trips on 412s;
         # other instances still race, and the ETags decide.
         with self._group_locks[hash(plan.group_key) % len(self._group_locks)]:
-            return self._open_or_fold(plan=plan, signal=signal, now=now, requester=requester, grouped=True)
+            return self._open_or_fold(plan=plan, signals=signals, now=now, requester=None, grouped=True)
 
     def _open_or_fold(
-        self, *, plan: Plan, signal: Signal, now: datetime, requester: str | None, grouped: bool
+        self, *, plan: Plan, signals: Sequence[Signal], now: datetime, requester: str | None, grouped: bool
     ) -> tuple[Incident, bool]:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+        ids = [signal.id for signal in signals]
         pointer_key = (group_partition(plan.group_key), group_row(plan.group_key))
         pointer = self._entity(*pointer_key) if grouped else None
         for attempt in range(self._max_attempts):
             current = self._read(pointer["incident_id"]) if pointer is not None else None
             if current is not None and can_fold(current.incident, plan=plan, now=now):
-                folded = fold(current.incident, now=now, signal_id=signal.id)
+                folded = fold(current.incident, now=now, signal_ids=ids)
                 if folded is current.incident:
-                    return current.incident, False  # this Signal is counted already
+                    return current.incident, False  # these Signals are counted already
                 try:
                     return self._write(current, folded, event=None), False
                 except ResourceModifiedError:
@@ -175,7 +181,11 @@ class TableIncidentStore(Closing):
                     pass
             else:
                 incident_id = new_incident_id(now) + tag(plan.group_key)
-                opened = open_incident(plan=plan, signal=signal, now=now, requester=requester, incident_id=incident_id)
+                opened = open_incident(
+                    plan=plan, signal=signals[0], now=now, requester=requester, incident_id=incident_id
+                )
+                if len(ids) > 1:
+                    opened = fold(opened, now=now, signal_ids=ids[1:])
                 created = self._create(opened, pointer=pointer, grouped=grouped)
                 if created is not None:
                     return created, True
