@@ -3,12 +3,15 @@
 Neighbours: `remediation.compose` builds the rest and calls `slack_notifications` for the engine's
 notifier (`Outbox`: an enqueue on the Slack outbox queue) and approver directory; `functions/wiring.py`
 asks `slack_app` for the endpoint and `outbox_worker` for the `slack_outbox` trigger. Nothing here
-reads the environment: the values come from `Settings`.
+reads the environment: the values come from `Settings`. The Web API client, the publisher and its
+message table are made when first used, so an event that only enqueues loads no slack_sdk.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from remediation.settings import SettingsError, SlackSettings
@@ -21,37 +24,81 @@ if TYPE_CHECKING:
     from bot.notifier import SlackNotifier
     from bot.outbox import Outbox, OutboxWorker
     from remediation.compose import Components
+    from remediation.store.clients import StorageAccess
 
 
-@dataclass(frozen=True, slots=True)
 class Slack:
-    settings: SlackSettings
-    client: WebClient
-    notifier: Outbox  # what the engine calls: jobs on the outbox queue
-    publisher: SlackNotifier  # what the outbox worker calls: Slack itself
-    directory: SlackDirectory
+    """The Slack part: `settings` and `notifier` (the outbox, what the engine calls) at once; `client`,
+    `publisher` (what the outbox worker calls: Slack itself) and the directory's client on first use."""
+
+    def __init__(
+        self, *, settings: SlackSettings, storage: StorageAccess, outbox_queue: str, clock: Callable[[], datetime]
+    ) -> None:
+        from bot.outbox import Outbox, StorageJobQueue
+
+        self.settings = settings
+        self.notifier: Outbox = Outbox(queue=StorageJobQueue(storage=storage, queue_name=outbox_queue))
+        self.directory = DirectoryOnFirstUse(self._directory)
+        self._storage = storage
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._client: WebClient | None = None
+        self._publisher: SlackNotifier | None = None
+
+    @property
+    def client(self) -> WebClient:
+        from bot.web import make_client
+
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(token=self.settings.bot_token, base_url=self.settings.api_base_url)
+            return self._client
+
+    @property
+    def publisher(self) -> SlackNotifier:
+        from bot.messages import TableMessageStore
+        from bot.notifier import SlackNotifier
+
+        client = self.client
+        with self._lock:
+            if self._publisher is None:
+                messages = TableMessageStore.from_storage(self._storage, table_name=self.settings.messages_table)
+                self._publisher = SlackNotifier(
+                    client=client, messages=messages, default_channel=self.settings.default_channel, clock=self._clock
+                )
+            return self._publisher
+
+    def _directory(self) -> SlackDirectory:
+        from bot.directory import SlackDirectory
+
+        return SlackDirectory(client=self.client)
+
+
+class DirectoryOnFirstUse:
+    """The approver directory (`ApproverDirectory`), asking Slack through a client made on first use."""
+
+    def __init__(self, build: Callable[[], SlackDirectory]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._directory: SlackDirectory | None = None
+
+    def members(self, handle: str) -> frozenset[str]:
+        with self._lock:
+            if self._directory is None:
+                self._directory = self._build()
+        return self._directory.members(handle)
 
 
 def slack_notifications(components: Components) -> Slack | None:
     """Slack's notifier and directory when Slack is configured; None (the engine logs) otherwise."""
-    from bot.directory import SlackDirectory
-    from bot.messages import TableMessageStore
-    from bot.notifier import SlackNotifier
-    from bot.outbox import Outbox, StorageJobQueue
-    from bot.web import make_client
-
     settings = components.settings.slack
     if settings is None:
         return None
-    client = make_client(token=settings.bot_token, base_url=settings.api_base_url)
-    storage = components.storage()
-    messages = TableMessageStore.from_storage(storage, table_name=settings.messages_table)
-    publisher = SlackNotifier(
-        client=client, messages=messages, default_channel=settings.default_channel, clock=components.clock
-    )
-    outbox = Outbox(queue=StorageJobQueue(storage=storage, queue_name=components.settings.slack_outbox_queue))
     return Slack(
-        settings=settings, client=client, notifier=outbox, publisher=publisher, directory=SlackDirectory(client=client)
+        settings=settings,
+        storage=components.storage(),
+        outbox_queue=components.settings.slack_outbox_queue,
+        clock=components.clock,
     )
 
 

@@ -3,7 +3,10 @@
 `compose(settings, ...)` is how the Functions layer (`functions/wiring.py`), the CLI, the
 benchmarks and the tests get their objects; nothing else builds a store, a client or a credential.
 Each part is built on first use and once (a cold start loads no SDK until an event needs it), and
-nothing is kept after a failure, so the next call tries again.
+nothing is kept after a failure, so the next call tries again. What an event does not always use
+(the snapshot container, the push policy for other than registry signals) connects when first
+used, not when the engine is built. `Components.warm` builds what a first event needs ahead of
+it, for the Functions layer's warm-up (`functions/wiring.py`).
 
 Failure domains: only opening incidents needs the playbook folder; the executor, undo, give-up and
 the timer need neither valid playbooks nor a working Slack configuration (they log instead of
@@ -14,10 +17,11 @@ authority) come from settings, so sovereign clouds and tests use the same seam; 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
     from remediation.actions.container_registry import RegistryClients
     from remediation.actions.dispatch import ActionSet
+    from remediation.actions.runtime import SnapshotStore
     from remediation.engine import Engine
     from remediation.executor import Executor
     from remediation.incidents import ApproverDirectory
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from remediation.notifier import Notifier
     from remediation.playbooks import PlaybookSet
     from remediation.push_policy import FindingsRecheck, PushPolicy
+    from remediation.signals import Signal
     from remediation.store.clients import StorageAccess
     from remediation.store.events import TableEventLedger
     from remediation.store.incidents import TableIncidentStore
@@ -44,6 +50,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The SDK modules an action family's first call imports (the kubernetes client's API module alone
+# brings ~250 pydantic models): `Components.warm` imports them ahead when the family is in use.
+FAMILY_MODULES: Mapping[str, tuple[str, ...]] = {
+    "kubernetes": ("kubernetes.client", "kubernetes.client.api.core_v1_api"),  # reads by path, then the typed API
+    "registry": ("azure.identity", "azure.mgmt.resourcegraph", "azure.containerregistry"),
+}
 
 
 class Notifications(Protocol):
@@ -72,6 +85,20 @@ class LazyCredential:
             if self._credential is None:
                 self._credential = self._build()
         return self._credential.get_token(*scopes, **kwargs)
+
+
+class SnapshotsOnFirstUse:
+    """The snapshot store, connected on its first save or load: previews never save, so opening an
+    incident needs no blob client."""
+
+    def __init__(self, build: Callable[[], SnapshotStore]) -> None:
+        self._build = build
+
+    def save(self, *, key: str, document: Mapping[str, Any]) -> str:
+        return self._build().save(key=key, document=document)
+
+    def load(self, key: str) -> dict[str, Any]:
+        return self._build().load(key)
 
 
 class Components:
@@ -303,12 +330,17 @@ class Components:
             work=self.work(),
             notifier=self.notifier(),
             directory=configured.directory if configured is not None else None,
-            enrich=lambda signal: self.push_policy().enrich(signal),
-            previewer=Previewer(actions=self.actions(), snapshots=self.snapshots()),
+            enrich=self._enrich,
+            previewer=Previewer(actions=self.actions(), snapshots=SnapshotsOnFirstUse(self.snapshots)),
             image_finder=ImageFinder.of_actions(self.actions(), sleep=self.sleep),  # where an image runs
             clock=self.clock,
             retention=timedelta(days=self.settings.incident_retention_days),
         )
+
+    def _enrich(self, signal: Signal) -> Signal:
+        from remediation.push_policy import PushPolicy
+
+        return self.push_policy().enrich(signal) if PushPolicy.concerns(signal) else signal
 
     def executor(self) -> Executor:
         from remediation.executor import Executor
@@ -318,7 +350,7 @@ class Components:
             lambda: Executor(
                 incidents=self.incidents(),
                 actions=self.actions(),
-                snapshots=self.snapshots(),
+                snapshots=SnapshotsOnFirstUse(self.snapshots),
                 notifier=self.notifier(),
                 clock=self.clock,
             ),
@@ -328,6 +360,30 @@ class Components:
         from remediation.intake import Intake
 
         return self._once("intake", lambda: Intake(ledger=self.ledger(), sink=self.engine()))
+
+    def warm(self, *, stop: Callable[[], bool] = lambda: False) -> None:
+        """Build what a first event needs: the intake with its ledger and the engine, the playbooks,
+        the push policy when registries are ours. Then, unless `stop()` says an event is already being
+        handled (it would compete for the interpreter), import the SDKs of the action families the
+        settings let act (`FAMILY_MODULES`: clusters allowed, registries ours). A failure propagates;
+        nothing failed is kept, so the event builds it again."""
+        self.intake()
+        self.playbooks()
+        settings = self.settings
+        if settings.registry.registries:
+            self.push_policy()
+        families = [
+            family
+            for family, in_use in (
+                ("kubernetes", bool(settings.kubernetes.clusters or settings.kubernetes.kubeconfigs)),
+                ("registry", bool(settings.registry.registries)),
+            )
+            if in_use
+        ]
+        for module in (module for family in families for module in FAMILY_MODULES[family]):
+            if stop():
+                return
+            importlib.import_module(module)
 
     def close(self) -> None:
         with self._lock:

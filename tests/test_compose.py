@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from azure.data.tables import TableServiceClient
 
+from conftest import AppTables
 from remediation.compose import LazyCredential, compose
 from remediation.settings import Settings
 
@@ -113,3 +116,25 @@ def test_each_part_is_built_once_and_a_failure_is_not_kept(tmp_path: Any) -> Non
         "steps:\n  - action: notify\n    params: {message: hi}\napproval: {mode: auto}\nnotify: '#secops'\n"
     )
     assert [p.name for p in components.playbooks().playbooks] == ["ok"]
+
+
+def test_only_a_registry_push_or_delete_builds_the_push_policy(
+    app_tables: AppTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Defender alert passes the push policy by without building it: no tag index table is made."""
+    import host
+    from functions import wiring
+    from test_function_app import ACR_PUSH, FLAT_ALERT
+
+    tag_index = f"tagindex{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("REMEDIATION_TAG_INDEX_TABLE", tag_index)
+    wiring.reset()
+
+    def tables() -> set[str]:
+        with TableServiceClient.from_connection_string(app_tables.connection_string) as service:
+            return {table.name for table in service.list_tables()}
+
+    assert host.call("defender_alerts_http", host.http_post("defender/alerts", json.dumps(FLAT_ALERT).encode()))
+    assert tag_index not in tables()
+    host.call("registry_events", host.event_grid_event(ACR_PUSH))
+    assert tag_index in tables()

@@ -41,7 +41,7 @@ EXPECTED = {
         "playbook 'bad-regex': when[0].regex: invalid regular expression '^(system:': "
         "missing ), unterminated subpattern at position 1"
     ],
-    "bad-yaml.yaml": ["line 5, column 10: invalid YAML: mapping values are not allowed here"],
+    "bad-yaml.yaml": ["line 5, column 10: invalid YAML: mapping values are not allowed in this context"],
     "cluster-kind-with-namespace.yaml": [
         f"playbook 'cluster-kind-with-namespace': steps[0].params.namespace: invalid value 'default' for {RBAC}: "
         "must be left out for kind ClusterRoleBinding, which is cluster-wide"

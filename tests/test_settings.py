@@ -20,10 +20,13 @@ import pytest
 
 from remediation.cli.settings import BEGIN, END, EXAMPLE, README, example_settings, with_table
 from remediation.settings import (
+    CA_BUNDLE_VARIABLES,
     DECLARED,
     DEFAULT_PLAYBOOKS_DIR,
+    PROXY_VARIABLES,
     AzureSettings,
     KubernetesSettings,
+    NetworkSettings,
     RegistrySettings,
     Setting,
     Settings,
@@ -54,6 +57,7 @@ OTHER_VALUES = {
     "REMEDIATION_AUDIT_TABLE": "otheraudit",
     "REMEDIATION_ACTIONS_QUEUE": "other-actions",
     "REMEDIATION_INCIDENT_RETENTION_DAYS": "30",
+    "REMEDIATION_PREWARM": "on",
     "SLACK_OUTBOX_QUEUE": "other-outbox",
     "SLACK_TEAM_ID": "T999",
     "SLACK_APP_ID": "A999",
@@ -99,6 +103,7 @@ MALFORMED = {
     "account-name": ["Other_Account", "ab", "a" * 25],
     "credential": ["clientsecret", "workloadidentity"],
     "https-url": ["http://other.blob.core.windows.net", "https://", "other.blob.core.windows.net"],
+    "switch": ["yes", "1", "sometimes"],
 }
 FREE_TEXT = {"text", "path", "connection", "list", "flag"}
 
@@ -189,6 +194,7 @@ class TestGeneratedFiles:
             kubernetes=replace(defaults.kubernetes, max_unschedulable_fraction=0.3333),
             registry=replace(defaults.registry, disallowed_tags={"prod/*": frozenset({"latest"})}),
             azure=replace(defaults.azure, authority_host="login.microsoftonline.com"),
+            prewarm=True,  # FUNCTIONS_WORKER_RUNTIME is there: `func start` runs the app under the host
         )
 
     def test_the_renderer_finds_nothing_stale(self) -> None:
@@ -363,6 +369,33 @@ class TestParsing:
             "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: requests could not be verified"
         )
         assert Settings.from_env({**STORAGE, **SLACK}).slack_problem is None
+
+    def test_prewarm_is_on_under_the_functions_host_unless_turned_off(self) -> None:
+        host = {"FUNCTIONS_WORKER_RUNTIME": "python"}
+        assert (read().prewarm, read(host).prewarm) == (False, True)
+        assert read({**host, "REMEDIATION_PREWARM": "off"}).prewarm is False
+        assert read({"REMEDIATION_PREWARM": "On"}).prewarm is True
+        assert read({**host, "REMEDIATION_PREWARM": "auto"}) == read(host)
+
+    def test_the_network_is_the_process_environment_as_requests_reads_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in (*PROXY_VARIABLES, *CA_BUNDLE_VARIABLES):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.upper(), raising=False)
+        assert read().network == NetworkSettings() and not read().network.proxied
+        monkeypatch.setenv("CURL_CA_BUNDLE", "/curl/ca.pem")
+        assert read().network.ca_bundle == "/curl/ca.pem"
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/requests/ca.pem")  # requests' own variable first
+        monkeypatch.setenv("HTTPS_PROXY", "http://upper.example:3128")
+        monkeypatch.setenv("https_proxy", "http://bot:proxy-password@lower.example:3128")  # lower case first
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        network = read({"HTTP_PROXY": "http://from-the-mapping:3128"}).network  # not an app setting
+        assert network.proxied and network.ca_bundle == "/requests/ca.pem"
+        assert network.proxies == {
+            "https_proxy": "http://bot:proxy-password@lower.example:3128",
+            "no_proxy": "localhost",
+        }
+        assert "proxy-password" not in repr(read())
+        assert read() == replace(read(), network=NetworkSettings())  # not one of the app's settings
 
     def test_a_settings_error_is_a_value_error(self) -> None:
         assert issubclass(SettingsError, ValueError)

@@ -25,7 +25,7 @@ from remediation.actions.runtime import PermanentFailure, Preview, StepContext, 
 class ActionParams(BaseModel):
     """Every action's parameter model: closed (a misspelt parameter is refused) and immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoRuntime:

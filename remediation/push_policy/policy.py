@@ -53,15 +53,22 @@ class PushPolicy:
         self._rules = rules or PushRules()
         self._is_ours = is_ours or (lambda login_server: True)
 
+    @staticmethod
+    def concerns(signal: Signal) -> bool:
+        """Whether `enrich` looks at `signal` at all: a registry image pushed or deleted. The composition
+        asks first, so that no other signal builds the policy's clients."""
+        targets = signal.targets
+        return (
+            signal.source is Source.REGISTRY
+            and signal.type in (PUSHED, DELETED)
+            and bool(targets.registry_login_server)
+            and bool(targets.repository)
+        )
+
     def enrich(self, signal: Signal) -> Signal:
         targets = signal.targets
         registry, repository = targets.registry_login_server, targets.repository
-        if (
-            signal.source is not Source.REGISTRY
-            or signal.type not in (PUSHED, DELETED)
-            or not registry
-            or not repository
-        ):
+        if not self.concerns(signal) or not registry or not repository:
             return signal
         if not self._is_ours(registry):
             logger.info("push to a registry that is not ours", extra={"event_id": signal.id, "registry": registry})

@@ -5,8 +5,10 @@ locally) with its meaning, default and local value; the README's settings table 
 local.settings.example.json follow it. `Settings.from_env` here is the one reader of os.environ in
 the app. Its groups are for the composition code in `functions/wiring.py` and the CLI: `kubernetes`
 (the Kubernetes actions), `registry` (the container registry actions and remediation.push_policy),
-`slack` (bot/) and `azure` (the endpoints and identity of the Azure SDK clients). Secrets have no
-defaults and never appear in a repr: in Azure they are Key Vault references or managed identity.
+`slack` (bot/), `azure` (the endpoints and identity of the Azure SDK clients) and `network` (the
+process's proxy and CA bundle variables, for the shared transport of `remediation.store.clients`).
+Secrets have no defaults and never appear in a repr: in Azure they are Key Vault references or
+managed identity.
 """
 
 from __future__ import annotations
@@ -31,16 +33,20 @@ from remediation.settings.declared import (
     DEFAULT_PLAYBOOKS_DIR,
     DEFAULT_PROTECTED_NAMESPACES,
     SLACK_API_BASE_URL,
+    SWITCH,
     Setting,
     SettingsError,
     render_settings_table,
 )
 
 __all__ = [
+    "CA_BUNDLE_VARIABLES",
     "DECLARED",
     "DEFAULT_PLAYBOOKS_DIR",
+    "PROXY_VARIABLES",
     "AzureSettings",
     "KubernetesSettings",
+    "NetworkSettings",
     "RegistrySettings",
     "Setting",
     "Settings",
@@ -141,6 +147,26 @@ class StorageSettings:
         )
 
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")  # lower-case wins, as in urllib
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # the first set one, as in requests
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """The process's HTTP environment, as requests reads it: proxy variables (either case) and the CA
+    bundle. No app setting: they are taken from the process environment even when `Settings.from_env`
+    is given a mapping, because requests and urllib read them there whatever the app's settings say."""
+
+    proxies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)  # may hold a password
+    ca_bundle: str | None = None
+
+    @property
+    def proxied(self) -> bool:
+        """True when any proxy variable is set: HTTP clients must then read the environment per request
+        (`NO_PROXY` decides per host), as requests does when trusting it."""
+        return bool(self.proxies)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     storage_connection: str = field(repr=False)  # "" when storage is identity-based (`storage`)
@@ -163,6 +189,9 @@ class Settings:
     slack_problem: str | None = None
     azure: AzureSettings = field(default_factory=AzureSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)  # identity-based AzureWebJobsStorage
+    prewarm: bool = False  # build the composition when the worker loads the app (REMEDIATION_PREWARM)
+    # Not an app setting, so not compared: see NetworkSettings.
+    network: NetworkSettings = field(default_factory=NetworkSettings, compare=False)
 
     @property
     def storage_uses_identity(self) -> bool:
@@ -176,7 +205,7 @@ class Settings:
         Storage is AzureWebJobsStorage's connection string or, when that is unset, its identity-based
         settings (`storage`), as the Functions host reads them. `require_storage=False` lets tools that
         touch no storage (rendering, offline checks) read the other groups; `storage_connection` is
-        then "" when unset.
+        then "" when unset. `network` comes from os.environ whatever `env` is (see NetworkSettings).
         """
         values = os.environ if env is None else env
         storage = _raw(values, "AzureWebJobsStorage")
@@ -214,6 +243,8 @@ class Settings:
             slack_problem=slack_problem,
             azure=_azure(values),
             storage=identity,
+            prewarm=_prewarm(values),
+            network=_network(os.environ),
         )
 
 
@@ -229,6 +260,22 @@ def _raw(env: Mapping[str, str], name: str) -> str:
 
 def _text(env: Mapping[str, str], name: str) -> str:
     return _raw(env, name) or _DEFAULTS[name]
+
+
+def _prewarm(env: Mapping[str, str]) -> bool:
+    """REMEDIATION_PREWARM; `auto` is on under the Functions host, which sets FUNCTIONS_WORKER_RUNTIME
+    for its language workers (in Azure and under `func start`, from local.settings.json)."""
+    name = "REMEDIATION_PREWARM"
+    value = _text(env, name).lower()
+    if value not in SWITCH:
+        raise SettingsError(f"{name} must be one of {', '.join(SWITCH)}, not {_raw(env, name)!r}")
+    return value == "on" or (value == "auto" and bool(_raw(env, "FUNCTIONS_WORKER_RUNTIME")))
+
+
+def _network(env: Mapping[str, str]) -> NetworkSettings:
+    proxies = {name: value for name in PROXY_VARIABLES if (value := _raw(env, name) or _raw(env, name.upper()))}
+    ca_bundle = next((value for name in CA_BUNDLE_VARIABLES if (value := _raw(env, name))), None)
+    return NetworkSettings(proxies=MappingProxyType(proxies), ca_bundle=ca_bundle)
 
 
 def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:

@@ -23,8 +23,9 @@ DEFAULT_ACR_DATA_ENDPOINT = "https://{login_server}"
 # How a value is written; tests/test_settings.py feeds every parsed kind a malformed value.
 Kind = Literal[
     "text", "path", "connection", "list", "flag", "number", "fraction", "json", "minutes", "url", "url-template",
-    "authority", "account-name", "credential", "https-url",
+    "authority", "account-name", "credential", "https-url", "switch",
 ]  # fmt: skip
+SWITCH = ("auto", "on", "off")  # a "switch" setting's values; `auto` leaves the choice to the app
 
 
 class SettingsError(ValueError):
@@ -42,7 +43,7 @@ class Setting:
     example: str | None = None  # local.settings.example.json's value; None: the default
     secret: bool = False
     required: bool = False
-    host_only: bool = False  # read by the Functions host (bindings, runtime), never by our code
+    host_only: bool = False  # read by the Functions host (bindings, runtime); our code at most asks if it is set
 
     @property
     def local_value(self) -> str:
@@ -78,6 +79,9 @@ DECLARED: tuple[Setting, ...] = (
     Setting("REMEDIATION_SNAPSHOTS_CONTAINER", "text",
             "the blob container of write-once snapshots taken before destructive steps", "snapshots"),
     Setting("REMEDIATION_PLAYBOOKS_DIR", "path", "the playbook folder; empty means `playbooks/` of the deployed app"),
+    Setting("REMEDIATION_PREWARM", "switch", "build the app's clients, engine and playbooks in the background as "
+            "the worker loads the app, so the first event does not wait for them: `auto` does so under the Functions "
+            "host (FUNCTIONS_WORKER_RUNTIME set), `on` always, `off` never", "auto"),
     Setting("REMEDIATION_INCIDENT_RETENTION_DAYS", "number", "closed incidents leave the incidents table this "
             "many days after their last change (their audit chains stay)", "90"),
     Setting("SLACK_OUTBOX_QUEUE", "text", "the queue of Slack work (messages, replies, App Home) the "

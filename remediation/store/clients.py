@@ -17,13 +17,18 @@ connects.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from remediation.settings import NetworkSettings
+
 if TYPE_CHECKING:
+    import requests
     from azure.core.credentials import TokenCredential
+    from azure.core.pipeline.transport import RequestsTransport
     from azure.data.tables import TableClient, TableServiceClient
     from azure.storage.blob import ContainerClient
     from azure.storage.queue import QueueClient
@@ -32,6 +37,75 @@ if TYPE_CHECKING:
 
 CLIENT_DEFAULTS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
 MANAGED_IDENTITY = "managedidentity"  # the one `AzureWebJobsStorage__credential` the host knows
+POOL_SIZE = 32  # connections kept per host: more than the threads of one worker that use storage at once
+
+
+class SharedTransport:
+    """One requests.Session under every client of a service, so they reuse its connections.
+
+    azure-core's `RequestsTransport` takes its timeouts and certificate check from its own
+    configuration, not from the client it serves, so there is one transport (over the same
+    session, which it does not own) per distinct (connect timeout, read timeout, verify).
+    requests reads the proxy variables (and ~/.netrc) again on every request of a session that
+    trusts the environment: this one does only when a proxy variable is set
+    (`NetworkSettings.proxied`). Otherwise it reads nothing, and the CA bundle requests would have
+    found in REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE is passed as `verify`. Thread-safe; `close`
+    closes the session.
+    """
+
+    def __init__(self, network: NetworkSettings | None = None, *, pool_size: int = POOL_SIZE) -> None:
+        self.network = network or NetworkSettings()
+        self._pool_size = pool_size
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._transports: dict[tuple[float, float, bool | str], RequestsTransport] = {}
+
+    @property
+    def session(self) -> requests.Session:
+        with self._lock:
+            return self._open()
+
+    def transport(
+        self, *, connection_timeout: float, read_timeout: float, connection_verify: bool | str | None = None
+    ) -> RequestsTransport:
+        """The transport for these timeouts and this certificate check (None: the CA bundle, if any)."""
+        from azure.core.pipeline.transport import RequestsTransport
+
+        verify = (self.network.ca_bundle or True) if connection_verify is None else connection_verify
+        key = (connection_timeout, read_timeout, verify)
+        with self._lock:
+            if key not in self._transports:
+                self._transports[key] = RequestsTransport(
+                    session=self._open(),
+                    session_owner=False,
+                    connection_timeout=connection_timeout,
+                    read_timeout=read_timeout,
+                    connection_verify=verify,
+                )
+            return self._transports[key]
+
+    def _open(self) -> requests.Session:
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+            from urllib3.util.retry import Retry
+
+            session = requests.Session()
+            session.trust_env = self.network.proxied
+            # As azure-core sets up its own sessions: the SDK's retry policy retries, urllib3 never does.
+            retries = Retry(total=False, redirect=False, raise_on_status=False)
+            adapter = HTTPAdapter(pool_maxsize=self._pool_size, max_retries=retries)
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, adapter)
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+            self._transports.clear()
+        if session is not None:
+            session.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +113,9 @@ class StorageAccess:
     """The storage account: a connection string, or three endpoints and a TokenCredential.
 
     `client_options` go to every client (after `CLIENT_DEFAULTS`, before a call's own keywords),
-    e.g. `connection_verify=<CA bundle>` for an emulator's test certificate.
+    e.g. `connection_verify=<CA bundle>` for an emulator's test certificate. With `transport`, every
+    client goes through it (its timeouts and `connection_verify` pick the shared transport's
+    configuration); without, each client makes its own, as the SDKs do.
     """
 
     connection_string: str = field(default="", repr=False)  # may hold the account key
@@ -48,6 +124,7 @@ class StorageAccess:
     blob_endpoint: str = ""
     credential: TokenCredential | None = field(default=None, repr=False, compare=False)
     client_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    transport: SharedTransport | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.connection_string:
@@ -60,17 +137,21 @@ class StorageAccess:
             raise ValueError(f"identity-based storage needs https endpoints; not for: {', '.join(missing)}")
 
     @classmethod
-    def from_connection_string(cls, conn_str: str, **client_options: Any) -> StorageAccess:
+    def from_connection_string(
+        cls, conn_str: str, *, transport: SharedTransport | None = None, **client_options: Any
+    ) -> StorageAccess:
         if not conn_str:
             raise ValueError("the storage connection string is empty")
-        return cls(connection_string=conn_str, client_options=MappingProxyType(client_options))
+        return cls(connection_string=conn_str, client_options=MappingProxyType(client_options), transport=transport)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, credential: TokenCredential, **client_options: Any) -> StorageAccess:
         """The connection string when AzureWebJobsStorage holds one (as the host reads it); otherwise
-        the identity-based endpoints with `credential`."""
+        the identity-based endpoints with `credential`. Its clients share one transport, set up for
+        the settings' network (proxy variables, CA bundle)."""
+        transport = SharedTransport(settings.network)
         if settings.storage_connection:
-            return cls.from_connection_string(settings.storage_connection, **client_options)
+            return cls.from_connection_string(settings.storage_connection, transport=transport, **client_options)
         storage = settings.storage
         return cls(
             table_endpoint=storage.endpoint("table"),
@@ -78,6 +159,7 @@ class StorageAccess:
             blob_endpoint=storage.endpoint("blob"),
             credential=credential,
             client_options=MappingProxyType(client_options),
+            transport=transport,
         )
 
     @classmethod
@@ -90,7 +172,19 @@ class StorageAccess:
         return not self.connection_string
 
     def _options(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        return {**CLIENT_DEFAULTS, **self.client_options, **kwargs}
+        options = {**CLIENT_DEFAULTS, **self.client_options, **kwargs}
+        if self.transport is not None and "transport" not in options:
+            options["transport"] = self.transport.transport(
+                connection_timeout=options.pop("connection_timeout"),
+                read_timeout=options.pop("read_timeout"),
+                connection_verify=options.pop("connection_verify", None),
+            )
+        return options
+
+    def close(self) -> None:
+        """Close the shared transport's connections (the clients' own close leaves them open)."""
+        if self.transport is not None:
+            self.transport.close()
 
     def table_client(self, name: str, **kwargs: Any) -> TableClient:
         """A TableClient with `CLIENT_DEFAULTS` (timeouts, bounded retry), overridable by `kwargs`."""

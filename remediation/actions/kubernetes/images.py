@@ -17,7 +17,6 @@ fails or does not answer in time is reported as unknown with the reason, never a
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -26,9 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from remediation.actions.kubernetes.errors import translate
 from remediation.actions.kubernetes.runtime import ClientSource, KubernetesRuntime
-from remediation.actions.kubernetes.session import ClusterSession
+from remediation.actions.kubernetes.session import PODS, ClusterSession
 from remediation.retry import RetryPolicy
 from remediation.settings import KubernetesSettings
 
@@ -176,26 +174,15 @@ class ImageFinder:
 def list_running_pods(session: ClusterSession) -> Iterable[Mapping[str, Any]]:
     """Every pod that has not finished, on all namespaces, a page at a time, as raw JSON dicts.
 
-    The raw body (`_preload_content=False`) skips the client's model objects: a thousand pods are
-    parsed once, by `json`, not turned into objects and back.
+    Read by path (`ClusterSession.get`), which skips the client's model objects: a thousand pods
+    are parsed once, by `json`, not turned into objects and back.
     """
-    what = f"list pods on {session.cluster}"
-    core = session.core
     token: str | None = None
     while True:
-        extra = {"_continue": token} if token else {}
-
-        def page(extra: dict[str, Any] = extra) -> Any:
-            response = core.list_pod_for_all_namespaces(
-                field_selector=RUNNING_SELECTOR,
-                limit=PAGE_SIZE,
-                _preload_content=False,
-                _request_timeout=session.settings.request_timeout_seconds,
-                **extra,
-            )
-            return json.loads(response.data)
-
-        body = session.retry.call(page, what=what, classify=lambda exc: translate(exc, what=what))
+        query = {"fieldSelector": RUNNING_SELECTOR, "limit": str(PAGE_SIZE)}
+        if token:
+            query["continue"] = token
+        body = session.get(PODS, query=query, what="list pods")
         yield from body.get("items") or ()
         token = (body.get("metadata") or {}).get("continue") or None
         if not token:

@@ -20,7 +20,7 @@ from remediation.actions.kubernetes import guards
 from remediation.actions.kubernetes.errors import ApiTransient, NotFound
 from remediation.actions.kubernetes.params import EXAMPLE_CLUSTER, ClusterParams, NodeName, rules
 from remediation.actions.kubernetes.runtime import KubernetesAction
-from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
+from remediation.actions.kubernetes.session import NODE, NODES, PODS, ClusterSession, precondition, write_fresh
 from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import (
     MAX_STEP_SECONDS,
@@ -122,7 +122,7 @@ class DrainNode(KubernetesAction[DrainNodeParams]):
 
 
 def read_node(s: ClusterSession, name: str) -> dict[str, Any]:
-    node: dict[str, Any] = s.call(s.core.read_node, name, what=f"read node {name}")
+    node: dict[str, Any] = s.get(NODE, name=name, what=f"read node {name}")
     return node
 
 
@@ -133,12 +133,11 @@ def cordoned(node: dict[str, Any]) -> bool:
 def set_unschedulable(s: ClusterSession, node: dict[str, Any], value: bool) -> None:
     name = node["metadata"]["name"]
     if value:
-        nodes = s.call(s.core.list_node, what="list nodes")["items"]
-        guards.blast_radius(name, nodes, settings=s.settings)
+        guards.blast_radius(name, s.get(NODES, what="list nodes")["items"], settings=s.settings)
 
     def write(current: dict[str, Any]) -> Any:
         body = {"metadata": precondition(current), "spec": {"unschedulable": value}}
-        return s.call(s.core.patch_node, name, body, what=f"patch node {name}")
+        return s.patch(NODE, body, name=name, what=f"patch node {name}")
 
     write_fresh(s, node, read=lambda: read_node(s, name), write=write, what=f"patch node {name}")
 
@@ -149,9 +148,9 @@ def preview_cordon(s: ClusterSession, params: NodeParams, ctx: StepContext, *, a
     if cordoned(node) == want:
         return Preview(action, f"node {params.node} is already {_state(want)}: nothing to do", target=target, noop=True)
     if want:
-        guards.blast_radius(params.node, s.call(s.core.list_node, what="list nodes")["items"], settings=s.settings)
+        guards.blast_radius(params.node, s.get(NODES, what="list nodes")["items"], settings=s.settings)
     body = {"spec": {"unschedulable": want}}
-    s.call(s.core.patch_node, params.node, body, dry_run=DRY_RUN, what=f"dry-run patch node {params.node}")
+    s.patch(NODE, body, name=params.node, dry_run=True, what=f"dry-run patch node {params.node}")
     changes = {"spec.unschedulable": {"from": not want, "to": want}}
     return Preview(action, f"node {params.node} will be {_state(want)}", changes=changes, target=target)
 
@@ -206,7 +205,7 @@ def _state(unschedulable: bool) -> str:
 
 def pods_to_evict(s: ClusterSession, node: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The pods on `node` to evict, and the names of those skipped (DaemonSet, mirror, terminating)."""
-    pods = s.call(s.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}", what="list pods")
+    pods = s.get(PODS, query={"fieldSelector": f"spec.nodeName={node}"}, what="list pods")
     evict, skipped = [], []
     for pod in pods["items"]:
         meta = pod["metadata"]
@@ -219,7 +218,7 @@ def pods_to_evict(s: ClusterSession, node: str) -> tuple[list[dict[str, Any]], l
 def preview_drain(s: ClusterSession, params: DrainNodeParams, ctx: StepContext, *, action: str) -> Preview:
     node = read_node(s, params.node)
     if not cordoned(node):
-        guards.blast_radius(params.node, s.call(s.core.list_node, what="list nodes")["items"], settings=s.settings)
+        guards.blast_radius(params.node, s.get(NODES, what="list nodes")["items"], settings=s.settings)
     evict, skipped = pods_to_evict(s, params.node)
     changes = {"cordon": not cordoned(node), "evict": [_pod_name(p) for p in evict], "skip": skipped}
     summary = f"node {params.node}: {'cordon, then ' if not cordoned(node) else ''}evict {len(evict)} pod(s)"

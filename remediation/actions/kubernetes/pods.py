@@ -32,13 +32,13 @@ from remediation.actions.kubernetes.isolation import (
 __all__ = ["ACTIONS", "ISOLATED_LABEL", "label_value", "policy_name"]
 from remediation.actions.kubernetes.params import EXAMPLE_POD, ClusterParams, Namespace, PodName, rules
 from remediation.actions.kubernetes.runtime import KubernetesAction
-from remediation.actions.kubernetes.session import DRY_RUN, ClusterSession, precondition, write_fresh
+from remediation.actions.kubernetes.session import DRY_RUN, POD, ClusterSession, precondition, write_fresh
 from remediation.actions.kubernetes.targets import bind, snapshot_target, version_of
 from remediation.actions.runtime import Outcome, PermanentFailure, Preview, StepContext, StepResult, prior_snapshot
 
 
 def read_pod(s: ClusterSession, namespace: str, name: str) -> dict[str, Any]:
-    pod: dict[str, Any] = s.call(s.core.read_namespaced_pod, name, namespace, what=f"read pod {namespace}/{name}")
+    pod: dict[str, Any] = s.get(POD, namespace=namespace, name=name, what=f"read pod {namespace}/{name}")
     return pod
 
 
@@ -49,11 +49,10 @@ def _label_of(pod: dict[str, Any]) -> str | None:
 
 def _set_label(s: ClusterSession, pod: dict[str, Any], value: str | None, *, dry_run: bool = False) -> None:
     name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-    extra: dict[str, Any] = {"dry_run": DRY_RUN} if dry_run else {}
 
     def write(current: dict[str, Any]) -> Any:
         body = {"metadata": {**precondition(current), "labels": {ISOLATED_LABEL: value}}}
-        return s.call(s.core.patch_namespaced_pod, name, namespace, body, what=f"label pod {namespace}/{name}", **extra)
+        return s.patch(POD, body, namespace=namespace, name=name, dry_run=dry_run, what=f"label pod {namespace}/{name}")
 
     write_fresh(s, pod, read=lambda: read_pod(s, namespace, name), write=write, what=f"label pod {namespace}/{name}")
 
