@@ -120,10 +120,29 @@ def _load_closed(table: TableClient, *, closed: int) -> None:
                 plan=plan, signal=make_signal(), now=at, incident_id=new_incident_id(at) + tag(plan.group_key)
             )
             batch.append(("create", entity_of(reject(incident, user="U_BOB", at=at, directory=DIRECTORY))))
-        table.submit_transaction(batch)
+        _submit(table, batch)
 
     with ThreadPoolExecutor(max_workers=LOADERS) as pool:
         list(pool.map(load, groups))
+
+
+def _submit(table: TableClient, batch: list[Any], *, attempts: int = 3) -> None:
+    """One transaction, sent again when the connection drops: Azurite under load resets one now and
+    then, and the SDK does not retry a POST. A retry that finds its rows created means one landed."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+    from azure.data.tables import TableTransactionError
+
+    for attempt in range(attempts):
+        try:
+            table.submit_transaction(batch)
+            return
+        except (ServiceRequestError, ServiceResponseError):
+            if attempt == attempts - 1:
+                raise
+        except TableTransactionError as refused:
+            if attempt and getattr(refused, "error_code", None) == "EntityAlreadyExists":
+                return
+            raise
 
 
 def _median_ms(read: Any) -> float:

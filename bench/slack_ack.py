@@ -1,13 +1,18 @@
-"""Slack ack latency: the time `slack_events` takes to answer a signed click, p50 and p99 over 500 clicks.
+"""Slack ack latency: the time `slack_events` takes to answer a signed click, p50 and p99 per click kind.
 
 Against Azurite and the local Slack Web API (`bench.environment`). The app answers after the work
 (`process_before_response`), so the figure is the whole click: signature check, the incident read,
 the decision written and audited, and the Slack outbox and work queue enqueues (the message update,
-thread reply and ephemeral answer follow from the outbox). A second run clicks while Slack answers
-every call with 429 Retry-After 30: the click must not notice.
-Clicks go round-robin over 100 incidents that need two approvals, five clicks each, in one of two
-scripts: the approved one (Approve, Details, a stranger's Approve, the same Approve again, the second
-Approve) and the rejected one (Details, Approve, Reject, a late Approve, a stranger's Reject).
+thread reply and ephemeral answer follow from the outbox). Clicks go round-robin over `INCIDENTS`
+incidents that need two approvals, five clicks each, in one of two scripts: the approved one
+(Approve, Details, a stranger's Approve, the same Approve again, the second Approve) and the rejected
+one (Details, Approve, Reject, a late Approve, a stranger's Reject). The kinds: approve (an approval
+taken), reject (a rejection taken), details, refused (a click the app turns down). A second run
+clicks Approve on fresh incidents while Slack answers every call with 429 Retry-After 30: the click
+must not notice.
+
+Budgets: p99 <= 250 ms for approve, for reject, for all clicks, and for the clicks under 429 (p99 is
+nearest-rank: of 100 values, the second slowest). Details and refused are reported without one.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from typing import Any
 
 from bench.environment import TESTS, AppEnvironment, app_environment, forget_requests, incident_of, percentile
 
-INCIDENTS = 100
+INCIDENTS = 200  # 100 Reject clicks and 300 Approve clicks, so each kind's p99 is not its single slowest
 THROTTLED = 100  # clicks while Slack rate-limits every call
 BUDGET_P99_MS = 250.0
+BUDGETED_KINDS = ("approve", "reject")
+KINDS = (*BUDGETED_KINDS, "details", "refused")  # the table's order
 ONE, TWO, ONCALL, STRANGER = "U000SECOPS1", "U000SECOPS2", "U0ONCALL1", "U0STRANGER"
 APPROVE, REJECT, DETAILS = "incident.approve", "incident.reject", "incident.details"
 # (action, user, kind) per click; the kind sorts the latencies for the table.
@@ -64,8 +71,7 @@ def run() -> dict[str, Any]:
             "p50_ms": round(statistics.median(every), 1),
             "p99_ms": round(percentile(every, 0.99), 1),
             "max_ms": round(max(every), 1),
-            "by_kind_p50_ms": {kind: round(statistics.median(values), 1) for kind, values in latencies.items()},
-            "by_kind_count": {kind: len(values) for kind, values in latencies.items()},
+            "by_kind": {kind: _distribution(latencies[kind]) for kind in KINDS if kind in latencies},
             "first_click_ms": round(cold_ms, 1),
             "statuses": sorted(statuses),
             "check": _check(env, incidents),
@@ -137,26 +143,47 @@ def _queue_length(env: AppEnvironment) -> int:
     from azure.storage.queue import QueueClient
 
     with QueueClient.from_connection_string(env.azurite.connection_string, "remediation-actions") as queue:
-        return int(queue.get_queue_properties().approximate_message_count)
+        return int(queue.get_queue_properties().approximate_message_count or 0)
+
+
+def _distribution(values: list[float]) -> dict[str, Any]:
+    return {
+        "clicks": len(values),
+        "p50_ms": round(statistics.median(values), 1),
+        "p99_ms": round(percentile(values, 0.99), 1),
+    }
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    ok = result["p99_ms"] <= BUDGET_P99_MS and result["check"] == "ok" and result["statuses"] == [200]
-    kinds = ", ".join(f"{k} {v}" for k, v in result["by_kind_p50_ms"].items())
-    throttled_ok = result["throttled_p99_ms"] <= BUDGET_P99_MS
-    return [
+    budget = f"p99 <= {BUDGET_P99_MS:.0f} ms"
+    check_ok = result["check"] == "ok" and result["statuses"] == [200]
+    overall = (
+        f"slack ack, all clicks ({result['clicks']})",
+        f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
+        budget,
+        _verdict(result["p99_ms"]) if check_ok else f"CHECK FAILED: {result['check']} (statuses {result['statuses']})",
+    )
+    kinds = [
         (
-            "slack ack, Slack answering 429 (100 clicks)",
-            f"p50 {result['throttled_p50_ms']} ms, p99 {result['throttled_p99_ms']} ms",
-            f"p99 <= {BUDGET_P99_MS:.0f} ms",
-            "ok" if throttled_ok else "OVER",
-        ),
-        (
-            "slack ack (500 clicks)",
-            f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
-            f"p99 <= {BUDGET_P99_MS:.0f} ms",
-            "ok" if ok else ("CHECK FAILED: " + result["check"] if result["check"] != "ok" else "OVER"),
-        ),
-        ("  p50 by click (ms)", kinds, "", ""),
-        ("  first click (cold)", f"{result['first_click_ms']} ms (builds the Bolt app)", "", ""),
+            f"  {kind} ({figures['clicks']})",
+            f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms",
+            budget if kind in BUDGETED_KINDS else "none",
+            _verdict(figures["p99_ms"]) if kind in BUDGETED_KINDS else "-",
+        )
+        for kind, figures in result["by_kind"].items()
     ]
+    return [
+        overall,
+        *kinds,
+        (
+            f"slack ack, Slack answering 429 ({THROTTLED})",
+            f"p50 {result['throttled_p50_ms']} ms, p99 {result['throttled_p99_ms']} ms",
+            budget,
+            _verdict(result["throttled_p99_ms"]),
+        ),
+        ("  first click (cold)", f"{result['first_click_ms']} ms (builds the Bolt app)", "none", "-"),
+    ]
+
+
+def _verdict(p99_ms: float) -> str:
+    return "ok" if p99_ms <= BUDGET_P99_MS else "OVER"
