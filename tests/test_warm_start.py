@@ -149,9 +149,9 @@ import json, sys, threading
 {before}
 import function_app
 {after}
-heavy = ("kubernetes.client", "kubernetes.client.api.core_v1_api", "azure.data.tables", "azure.storage.queue", "azure.storage.blob",
-         "azure.identity", "azure.mgmt.resourcegraph", "azure.containerregistry", "slack_sdk", "slack_bolt",
-         "yaml", "remediation.engine")
+heavy = ("kubernetes.client", "kubernetes.client.api.core_v1_api", "azure.data.tables", "azure.storage.queue",
+         "azure.storage.blob", "azure.identity", "azure.mgmt.resourcegraph", "azure.containerregistry", "slack_sdk",
+         "slack_bolt", "yaml", "remediation.engine")
 print(json.dumps({{"loaded": sorted(name for name in heavy if name in sys.modules), "answer": answer}}))
 """
 JOIN_WARM_UP = """
