@@ -17,6 +17,7 @@ authority) come from settings, so sovereign clouds and tests use the same seam; 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -193,15 +194,25 @@ class Components:
     # -- actions and their clients -----------------------------------------------------------------
     def registry_clients(self) -> RegistryClients:
         from remediation.actions.container_registry import Endpoints, RegistryClients
+        from remediation.store.clients import SharedTransport
 
         azure = self.settings.azure
-        endpoints = Endpoints(
-            arm_base_url=azure.arm_endpoint,
-            graph_base_url=azure.resource_graph_endpoint,
-            data_endpoint=azure.acr_data_endpoint,
-            acr_audience=azure.acr_audience,
-        )
-        return self._once("registry_clients", lambda: RegistryClients(credential=self.credential, endpoints=endpoints))
+
+        def build() -> RegistryClients:
+            endpoints = Endpoints(
+                arm_base_url=azure.arm_endpoint,
+                graph_base_url=azure.resource_graph_endpoint,
+                data_endpoint=azure.acr_data_endpoint,
+                acr_audience=azure.acr_audience,
+            )
+            http = self._once("registry_http", lambda: SharedTransport(self.settings.network))
+            transport = http.transport(
+                connection_timeout=endpoints.connection_timeout, read_timeout=endpoints.read_timeout
+            )
+            shared = dataclasses.replace(endpoints, transport=transport)
+            return RegistryClients(credential=self.credential, endpoints=shared)
+
+        return self._once("registry_clients", build)
 
     def actions(self) -> ActionSet:
         return self._once("actions", self._actions)

@@ -140,6 +140,7 @@ def test_every_storage_client_shares_one_connection_per_service(forwarded: dict[
 class RecordingProxy(BaseHTTPRequestHandler):
     """A plain HTTP forward proxy: records each request's method and absolute URL, forwards it."""
 
+    protocol_version = "HTTP/1.1"  # keeps the client's connection, as a real proxy does
     seen: list[tuple[str, str]] = []
 
     def _forward(self) -> None:
@@ -204,3 +205,38 @@ def test_without_a_proxy_the_environment_is_not_read_per_request(
     finally:
         components.close()
     assert RecordingProxy.seen == []
+
+
+@pytest.mark.usefixtures("no_proxy_variables")
+def test_the_registry_clients_share_one_connection(
+    tmp_path: Any, storage_connection_string: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ARM, Resource Graph and the ACR data plane (one TLS server here, as one host is in a test)
+    reuse one connection: one session under the three clients, not one each."""
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    from acr_server import LOGIN_SERVER, NAME, REGISTRY_ID, RESOURCE_GROUP, SUBSCRIPTION, AcrServer, FakeCredential
+
+    with AcrServer(tmp_path) as server:
+        server.push("prod/api", "latest", "sha256:" + "ab" * 32)
+        forwarder = Forwarder(urlsplit(server.url).port or 443)
+        address = f"https://127.0.0.1:{forwarder.port}"
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+        settings = Settings.from_env(
+            app_settings(storage_connection_string)
+            | {
+                "REMEDIATION_REGISTRIES": json.dumps({LOGIN_SERVER: REGISTRY_ID}),
+                "AZURE_RESOURCE_MANAGER_ENDPOINT": address,
+                "REMEDIATION_ACR_DATA_ENDPOINT": address,
+            }
+        )
+        components = compose(settings, credential=FakeCredential())
+        try:
+            clients = components.registry_clients()
+            clients.graph().resources(QueryRequest(subscriptions=[SUBSCRIPTION], query="securityresources"))
+            clients.mgmt(SUBSCRIPTION).registries.get(RESOURCE_GROUP, NAME)
+            assert clients.data(LOGIN_SERVER).get_tag_properties("prod/api", "latest").name == "latest"
+            assert forwarder.accepted == 1
+        finally:
+            components.close()
+            forwarder.close()

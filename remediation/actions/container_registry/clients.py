@@ -12,7 +12,7 @@ a user-assigned one). Tests inject a credential and point `Endpoints` at a local
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,8 +36,13 @@ class Endpoints:
     connection_timeout: float = 5.0
     read_timeout: float = 30.0
     polling_interval: float = 5.0  # seconds between polls of a long-running operation
+    # One azure-core transport under all three clients (the composition's, over a session that reads
+    # the proxy environment only when a proxy is set); None: each client makes its own from the above.
+    transport: Any = field(default=None, compare=False)
 
     def transport_kwargs(self) -> dict[str, Any]:
+        if self.transport is not None:
+            return {"transport": self.transport, "retry_total": 0}
         return {
             "connection_verify": self.connection_verify,
             "connection_timeout": self.connection_timeout,
