@@ -93,9 +93,9 @@ def _clicks_while_slack_throttles(env: AppEnvironment) -> list[float]:
 def _open_incident(env: AppEnvironment, index: int) -> str:
     """A cluster-admin binding alert (two approvals), on a binding that exists on kmock; each binding
     name is its own incident."""
-    from kube_api import RBAC
+    from kube_api import RBAC, cluster_admin_binding
 
-    env.kube.emulator.put(RBAC["ClusterRoleBinding"], _binding(f"bench-admin-{index}"))
+    env.kube.emulator.put(RBAC["ClusterRoleBinding"], cluster_admin_binding(f"bench-admin-{index}"))
     forget_requests(env.kube)
     alert = json.loads((TESTS / "fixtures" / ADMIN_BINDING).read_bytes())
     extended = json.loads(alert["ExtendedProperties"])
@@ -105,16 +105,6 @@ def _open_incident(env: AppEnvironment, index: int) -> str:
     env.post_alerts(json.dumps(alert).encode())
     [incident_id] = [i for _, call in env.slack.wait_for(before, incident_of) if (i := incident_of(call))]
     return incident_id
-
-
-def _binding(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dev-user@contoso.com"}],
-    }
 
 
 def _timed_click(env: AppEnvironment, action: str, incident_id: str, user: str) -> tuple[float, int]:

@@ -114,11 +114,12 @@ class Engine:
         playbook groups under one key (a storm on one node) fold together, up to `FOLD_AT_ONCE` in
         one write and one notification; any other Signal is opened or folded on its own.
         """
+        playbooks = self.playbooks  # one playbook set for the whole batch
         together: dict[tuple[str, str], list[tuple[Plan, Signal]]] = {}
         for signal in signals:
             if self._enrich is not None:
                 signal = self._enrich(signal)
-            plans = self.playbooks.match(signal)
+            plans = playbooks.match(signal)
             if len(plans) == 1 and plans[0].group_key:
                 together.setdefault((plans[0].playbook, plans[0].group_key), []).append((plans[0], signal))
             elif plans:

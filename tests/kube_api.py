@@ -384,6 +384,21 @@ def node(name: str, *, unschedulable: bool = False) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": {"phase": "Running"}}
 
 
+def cluster_admin_binding(
+    name: str = "dev-cluster-admin", *, subject: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A ClusterRoleBinding granting cluster-admin (to dev-user@contoso.com unless `subject` says)."""
+    metadata: dict[str, Any] = {"name": name, **({"labels": labels} if labels else {})}
+    granted = subject or {"kind": "User", "name": "dev-user@contoso.com"}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{**granted, "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+
+
 def pod(name: str, *, namespace: str = "payments", node_name: str = "n1", owner: str | None = "ReplicaSet",
         annotations: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     owners = [{"apiVersion": "apps/v1", "kind": owner, "name": f"{name}-owner", "uid": "o-1"}] if owner else []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from remediation.intake import CLAIM_LEASE_SECONDS, Claim, DeliveryInProgress
 from remediation.store.events import TableEventLedger
 from slack_server import SlackTest, run_outbox
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
+from test_event_ledger import after_lease, fresh_key
 from test_slack_approvals import PRIVILEGED_POD
 
 
@@ -52,7 +52,7 @@ def counted(storage_connection_string: str) -> Iterator[tuple[TableEventLedger, 
 
 
 def keys(count: int, prefix: str = "defender") -> list[str]:
-    return [f"{prefix}:{uuid.uuid4()}" for _ in range(count)]
+    return [fresh_key(prefix) for _ in range(count)]
 
 
 class TestLedgerBatches:
@@ -92,7 +92,7 @@ class TestLedgerBatches:
         crashed = TableEventLedger.from_connection_string(storage_connection_string)
         assert crashed.claim(batch[0])  # its worker died holding the claim
         later = TableEventLedger.from_connection_string(
-            storage_connection_string, lease_seconds=CLAIM_LEASE_SECONDS, clock=lambda: after_lease()
+            storage_connection_string, lease_seconds=CLAIM_LEASE_SECONDS, clock=after_lease
         )
         assert set(later.claim_all(batch).values()) == {Claim.CLAIMED}
         crashed.close()
@@ -107,12 +107,6 @@ class TestLedgerBatches:
         ledger.release(batch[1])
         ledger.release_all(batch)
         assert set(ledger.claim_all(batch).values()) == {Claim.CLAIMED}
-
-
-def after_lease() -> Any:
-    from datetime import UTC, datetime, timedelta
-
-    return datetime.now(UTC) + timedelta(seconds=CLAIM_LEASE_SECONDS + 1)
 
 
 def alert(alert_id: str, *, pod: str = "web-batch") -> bytes:

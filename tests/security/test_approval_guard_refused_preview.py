@@ -17,7 +17,7 @@ import host
 from conftest import AppTables
 from expected_targets import fixture_path
 from functions import wiring
-from kube_api import RBAC, KubeServer, serve_as
+from kube_api import RBAC, KubeServer, cluster_admin_binding, serve_as
 from remediation.incidents import IncidentState
 from slack_server import SlackTest
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
@@ -26,13 +26,9 @@ pytest_plugins = ["kube_api"]
 
 ALERT = fixture_path("defender-alert-k8s-clusteradminbinding.log-analytics-row.json").read_bytes()
 CLUSTER_ID = json.loads(ALERT)["ResourceId"]
-BINDING = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "ClusterRoleBinding",
-    "metadata": {"name": "dev-cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-    "subjects": [{"kind": "Group", "name": "system:masters", "apiGroup": "rbac.authorization.k8s.io"}],
-}
+BINDING = cluster_admin_binding(
+    subject={"kind": "Group", "name": "system:masters"}, labels={"kubernetes.io/bootstrapping": "rbac-defaults"}
+)
 
 
 @pytest.fixture(name="cluster")

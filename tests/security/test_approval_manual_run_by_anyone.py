@@ -14,7 +14,7 @@ import pytest
 
 from conftest import AppTables
 from functions import wiring
-from kube_api import RBAC, KubeServer, serve_as
+from kube_api import RBAC, KubeServer, cluster_admin_binding, serve_as
 from remediation.incidents import IncidentState
 from slack_server import SlackTest
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
@@ -22,13 +22,7 @@ from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 pytest_plugins = ["kube_api"]
 
 CLUSTER_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
-BINDING = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "ClusterRoleBinding",
-    "metadata": {"name": "dev-cluster-admin"},
-    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-    "subjects": [{"kind": "User", "name": "dev-user@contoso.com", "apiGroup": "rbac.authorization.k8s.io"}],
-}
+BINDING = cluster_admin_binding()
 RUN = f"run rbac-delete-privileged-object cluster_resource_id={CLUSTER_ID} rbac_kind=ClusterRoleBinding rbac_name="
 
 

@@ -17,7 +17,7 @@ from expected_targets import fixture_path
 from functions import wiring
 from harness import Chain
 from harness import chain_fixture as chain_fixture  # the `chain` fixture
-from kube_api import RBAC, KubeServer, serve_as
+from kube_api import RBAC, KubeServer, cluster_admin_binding, serve_as
 from remediation.incidents import IncidentState
 from slack_server import slack_fixture as slack_fixture  # the `slack` fixture
 
@@ -25,13 +25,7 @@ pytest_plugins = ["kube_api"]
 
 ALERT = json.loads(fixture_path("defender-alert-k8s-clusteradminbinding.log-analytics-row.json").read_bytes())
 CLUSTER_ID = ALERT["ResourceId"]
-BINDING = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "ClusterRoleBinding",
-    "metadata": {"name": "dev-cluster-admin"},
-    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-    "subjects": [{"kind": "User", "name": "dev-user@contoso.com", "apiGroup": "rbac.authorization.k8s.io"}],
-}
+BINDING = cluster_admin_binding()
 
 
 @pytest.fixture(name="cluster")
